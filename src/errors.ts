@@ -30,6 +30,7 @@ export type RxrnnErrorCode =
   | 'bad_frame'
   | 'unknown_type'
   | 'missing_key'
+  | 'bad_key'
   | 'payload_too_large'
   | 'internal'
 

@@ -1,0 +1,24 @@
+/**
+ * rxrnn core: recurrent cells, model, losses, optimizers, the online TBPTT trainer and
+ * serialization. Pure computation on typed arrays: no RxJS, no I/O.
+ */
+export type { Cell } from './cells/cell.js'
+export { clipByGlobalNorm, clipByValue, globalNorm } from './clip.js'
+export type { CellKind, InitConfig, ModelConfig, ResolvedModelConfig, WeightInit } from './config.js'
+export { CELL_KINDS, WEIGHT_INITS } from './config.js'
+export type { DType, FloatArray } from './dtype.js'
+export type { RxrnnErrorCode } from './errors.js'
+export { RxrnnError } from './errors.js'
+export type { Loss, LossName } from './losses.js'
+export { createLoss, LOSS_NAMES } from './losses.js'
+export { createModel, Model } from './model.js'
+export type { Optimizer, OptimizerConfig } from './optimizers.js'
+export { createOptimizer } from './optimizers.js'
+export { Rng } from './rng.js'
+export type { SafetensorsDtype, SafetensorsFile, SafetensorsTensor, TensorToWrite } from './safetensors.js'
+export { readSafetensors, writeSafetensors } from './safetensors.js'
+export { RecurrentState } from './state.js'
+export type { Observation, UpdateReport } from './trainer.js'
+export { OnlineTrainer } from './trainer.js'
+export type { ResolvedTrainerOptions, TrainerOptions } from './trainer-options.js'
+export { SequenceWindow } from './window.js'

@@ -1,0 +1,193 @@
+import type { Cell } from './cells/cell.js'
+import type { FloatArray } from './dtype.js'
+import { zerosLike } from './dtype.js'
+import { gemvAdd, gemvTransAdd, gerAdd } from './linalg.js'
+import type { ParameterSet } from './params.js'
+
+/**
+ * Per-step regularisation masks of one layer, all optional (null = not used):
+ * - `x` [inputSize], `h` [H]: variational (locked) dropout masks, already scaled by 1/(1 − p),
+ *   applied to the input and to the h that enters W_hh; the trainer holds them fixed for a whole
+ *   truncation window so the same units are dropped at every step.
+ * - `zone` [stateSize]: zoneout weights m, new state = m⊙state_prev + (1 − m)⊙cand
+ *   (0/1 while training; the constant p when predicting).
+ */
+export interface LayerMasks {
+  x: FloatArray | null
+  h: FloatArray | null
+  zone: FloatArray | null
+}
+
+/**
+ * One recurrent layer: the affine maps W_ih·x + b_ih and W_hh·h + b_hh around a pointwise
+ * cell, with views into the model's flat parameter and gradient buffers.
+ */
+export class RecurrentLayer {
+  readonly inputSize: number
+  readonly hiddenSize: number
+  readonly stateSize: number
+  readonly rows: number
+  readonly wIh: FloatArray
+  readonly wHh: FloatArray
+  readonly bIh: FloatArray
+  readonly bHh: FloatArray
+  readonly dWih: FloatArray
+  readonly dWhh: FloatArray
+  readonly dBih: FloatArray
+  readonly dBhh: FloatArray
+  // Scratch, allocated once: the per-step path allocates nothing.
+  private readonly gIh: FloatArray
+  private readonly gHh: FloatArray
+  private readonly dGIh: FloatArray
+  private readonly dGHh: FloatArray
+  private readonly cand: FloatArray
+  private readonly dCand: FloatArray
+  private readonly xUsed: FloatArray
+  private readonly hUsed: FloatArray
+  private readonly dHRec: FloatArray
+  private readonly dXRaw: FloatArray
+
+  constructor(
+    readonly cell: Cell,
+    inputSize: number,
+    params: ParameterSet,
+    layerIndex: number,
+  ) {
+    const H = cell.hiddenSize
+    this.inputSize = inputSize
+    this.hiddenSize = H
+    this.stateSize = cell.stateSize
+    this.rows = cell.gates * H
+    const n = (what: string) => `rnn.${what}_l${layerIndex}`
+    this.wIh = params.value(n('weight_ih'))
+    this.wHh = params.value(n('weight_hh'))
+    this.bIh = params.value(n('bias_ih'))
+    this.bHh = params.value(n('bias_hh'))
+    this.dWih = params.grad(n('weight_ih'))
+    this.dWhh = params.grad(n('weight_hh'))
+    this.dBih = params.grad(n('bias_ih'))
+    this.dBhh = params.grad(n('bias_hh'))
+    const like = params.values
+    this.gIh = zerosLike(like, this.rows)
+    this.gHh = zerosLike(like, this.rows)
+    this.dGIh = zerosLike(like, this.rows)
+    this.dGHh = cell.separateHiddenGrad ? zerosLike(like, this.rows) : this.dGIh
+    this.cand = zerosLike(like, this.stateSize)
+    this.dCand = zerosLike(like, this.stateSize)
+    this.xUsed = zerosLike(like, inputSize)
+    this.hUsed = zerosLike(like, H)
+    this.dHRec = zerosLike(like, H)
+    this.dXRaw = zerosLike(like, inputSize)
+  }
+
+  /**
+   * Outputs: stateOut [stateSize] (may alias stateIn), cache [cell.cacheSize].
+   * Inputs: x [inputSize] (only the first inputSize entries are read), stateIn [stateSize], masks.
+   */
+  forward(
+    stateOut: FloatArray,
+    cache: FloatArray,
+    x: FloatArray,
+    stateIn: FloatArray,
+    masks: LayerMasks | null,
+  ): void {
+    const I = this.inputSize
+    const H = this.hiddenSize
+    const xUsed = masks?.x ? multiplyInto(this.xUsed, x, masks.x, I) : x
+    const hUsed = masks?.h ? multiplyInto(this.hUsed, stateIn, masks.h, H) : stateIn
+    const gIh = this.gIh
+    const gHh = this.gHh
+    gIh.set(this.bIh)
+    gHh.set(this.bHh)
+    gemvAdd(gIh, this.wIh, xUsed, this.rows, I)
+    gemvAdd(gHh, this.wHh, hUsed, this.rows, H)
+    const zone = masks?.zone
+    if (!zone) {
+      this.cell.forward(stateOut, cache, gIh, gHh, stateIn)
+      return
+    }
+    const cand = this.cand
+    this.cell.forward(cand, cache, gIh, gHh, stateIn)
+    for (let k = 0; k < this.stateSize; k++) {
+      const m = zone[k]!
+      stateOut[k] = m * stateIn[k]! + (1 - m) * cand[k]!
+    }
+  }
+
+  /**
+   * Outputs first: dX [inputSize] or null (overwritten with ∂L/∂x), dStateIn [stateSize]
+   * (overwritten with ∂L/∂stateIn); parameter gradients are ADDED into the model's grads
+   * unless `accumulate` is false (a diagnostic probe that only follows ∂L/∂h back in time).
+   * Inputs: dStateOut [stateSize] = ∂L/∂stateOut, and x, stateIn, cache, masks as in forward.
+   */
+  backward(
+    dX: FloatArray | null,
+    dStateIn: FloatArray,
+    dStateOut: FloatArray,
+    x: FloatArray,
+    stateIn: FloatArray,
+    cache: FloatArray,
+    masks: LayerMasks | null,
+    accumulate = true,
+  ): void {
+    const I = this.inputSize
+    const H = this.hiddenSize
+    const S = this.stateSize
+    const rows = this.rows
+    const zone = masks?.zone
+    let dCand = dStateOut
+    if (zone) {
+      dCand = this.dCand
+      for (let k = 0; k < S; k++) dCand[k] = dStateOut[k]! * (1 - zone[k]!)
+    }
+    const dGIh = this.dGIh
+    const dGHh = this.dGHh
+    this.cell.backward(dGIh, dGHh, dStateIn, dCand, cache, stateIn)
+    if (zone) for (let k = 0; k < S; k++) dStateIn[k] = dStateIn[k]! + dStateOut[k]! * zone[k]!
+    if (accumulate) this.accumulateGradients(x, stateIn, masks)
+
+    if (masks?.h) {
+      const dHRec = this.dHRec
+      dHRec.fill(0)
+      gemvTransAdd(dHRec, this.wHh, dGHh, rows, H)
+      const mh = masks.h
+      for (let k = 0; k < H; k++) dStateIn[k] = dStateIn[k]! + dHRec[k]! * mh[k]!
+    } else {
+      gemvTransAdd(dStateIn, this.wHh, dGHh, rows, H)
+    }
+    if (dX) {
+      if (masks?.x) {
+        const dXRaw = this.dXRaw
+        dXRaw.fill(0)
+        gemvTransAdd(dXRaw, this.wIh, dGIh, rows, I)
+        const mx = masks.x
+        for (let j = 0; j < I; j++) dX[j] = dXRaw[j]! * mx[j]!
+      } else {
+        dX.fill(0, 0, I)
+        gemvTransAdd(dX, this.wIh, dGIh, rows, I)
+      }
+    }
+  }
+
+  /** dB += dG; dW_ih += dGIh ⊗ x̃; dW_hh += dGHh ⊗ h̃ (x̃, h̃: the masked inputs forward used). */
+  private accumulateGradients(x: FloatArray, stateIn: FloatArray, masks: LayerMasks | null): void {
+    const rows = this.rows
+    const dGIh = this.dGIh
+    const dGHh = this.dGHh
+    const xUsed = masks?.x ? multiplyInto(this.xUsed, x, masks.x, this.inputSize) : x
+    const hUsed = masks?.h ? multiplyInto(this.hUsed, stateIn, masks.h, this.hiddenSize) : stateIn
+    const dBih = this.dBih
+    const dBhh = this.dBhh
+    for (let r = 0; r < rows; r++) {
+      dBih[r] = dBih[r]! + dGIh[r]!
+      dBhh[r] = dBhh[r]! + dGHh[r]!
+    }
+    gerAdd(this.dWih, dGIh, xUsed, rows, this.inputSize)
+    gerAdd(this.dWhh, dGHh, hUsed, rows, this.hiddenSize)
+  }
+}
+
+function multiplyInto(out: FloatArray, a: FloatArray, b: FloatArray, n: number): FloatArray {
+  for (let i = 0; i < n; i++) out[i] = a[i]! * b[i]!
+  return out
+}

@@ -1,0 +1,118 @@
+import { RxrnnError } from './errors.js'
+import type { LossName } from './losses.js'
+import { LOSS_NAMES } from './losses.js'
+import type { OptimizerConfig } from './optimizers.js'
+
+/**
+ * How `OnlineTrainer` learns.
+ *
+ * @example
+ * { k1: 6, k2: 12, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 }
+ */
+export interface TrainerOptions {
+  /** Update the weights after every k1 observed steps. */
+  k1: number
+  /** Backpropagate through the last k2 steps (k2 >= k1; default k1). */
+  k2?: number
+  loss: LossName
+  /** Huber's threshold between the quadratic and linear parts. Default 1. */
+  huberDelta?: number
+  optimizer: OptimizerConfig
+  /** Clip the global gradient norm to this (torch.nn.utils.clip_grad_norm_). */
+  clipNorm?: number
+  /** Clamp every gradient to ±clipValue (torch.nn.utils.clip_grad_value_), before norm clipping. */
+  clipValue?: number
+  /**
+   * Variational (locked) dropout: one mask per truncation window on each layer's input and on
+   * the h entering W_hh, the same units dropped at every step, so the time dependency survives.
+   * Predictions never use dropout.
+   */
+  dropout?: { input?: number; recurrent?: number }
+  /** Seeds the dropout and zoneout masks. Default: the model's seed + 1. */
+  seed?: number
+  /** Measure gradient flow and spectral radii on every n-th update (0: never). Default 1. */
+  diagnosticsEvery?: number
+  /**
+   * Divergence guard: when an update's loss is non-finite or above `lossFactor` × the running
+   * loss, the weights and optimizer state go back to the last good copy, saved every `every` updates.
+   */
+  rollback?: { lossFactor?: number; every?: number }
+}
+
+export interface ResolvedTrainerOptions {
+  k1: number
+  k2: number
+  loss: LossName
+  huberDelta: number
+  optimizer: OptimizerConfig
+  clipNorm: number | undefined
+  clipValue: number | undefined
+  inputDropout: number
+  recurrentDropout: number
+  seed: number | undefined
+  diagnosticsEvery: number
+  rollback: { lossFactor: number; every: number } | undefined
+}
+
+export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerOptions {
+  const problems: string[] = []
+  const o = (options ?? {}) as Partial<TrainerOptions>
+  const int = (name: string, v: unknown, min: number): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      problems.push(`${name} is ${JSON.stringify(v)}; it must be an integer >= ${min}`)
+      return min
+    }
+    return v
+  }
+  const k1 = int('k1', o.k1, 1)
+  const k2 = o.k2 === undefined ? k1 : int('k2', o.k2, 1)
+  if (k2 < k1)
+    problems.push(
+      `k2 (${k2}) is smaller than k1 (${k1}); k2 >= k1 backpropagates through every step that has a loss`,
+    )
+  if (!LOSS_NAMES.includes(o.loss as LossName)) {
+    problems.push(`loss is ${JSON.stringify(o.loss)}; use one of ${LOSS_NAMES.join(', ')}`)
+  }
+  const positive = (name: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {
+      problems.push(`${name} is ${JSON.stringify(v)}; it must be a positive number`)
+      return undefined
+    }
+    return v
+  }
+  const rate = (name: string, v: unknown): number => {
+    if (v === undefined) return 0
+    if (typeof v !== 'number' || !(v >= 0 && v < 1)) {
+      problems.push(`${name} is ${JSON.stringify(v)}; it must be in [0, 1)`)
+      return 0
+    }
+    return v
+  }
+  if (o.optimizer === undefined || typeof o.optimizer !== 'object') {
+    problems.push("optimizer is missing; e.g. { type: 'adam', lr: 1e-3 }")
+  }
+  const rollback =
+    o.rollback === undefined
+      ? undefined
+      : {
+          lossFactor: positive('rollback.lossFactor', o.rollback.lossFactor) ?? 10,
+          every: o.rollback.every === undefined ? 10 : int('rollback.every', o.rollback.every, 1),
+        }
+  const resolved: ResolvedTrainerOptions = {
+    k1,
+    k2,
+    loss: o.loss as LossName,
+    huberDelta: positive('huberDelta', o.huberDelta) ?? 1,
+    optimizer: o.optimizer as OptimizerConfig,
+    clipNorm: positive('clipNorm', o.clipNorm),
+    clipValue: positive('clipValue', o.clipValue),
+    inputDropout: rate('dropout.input', o.dropout?.input),
+    recurrentDropout: rate('dropout.recurrent', o.dropout?.recurrent),
+    seed: o.seed,
+    diagnosticsEvery: o.diagnosticsEvery === undefined ? 1 : int('diagnosticsEvery', o.diagnosticsEvery, 0),
+    rollback,
+  }
+  if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid trainer options', problems)
+  return resolved
+}

@@ -1,0 +1,496 @@
+import { clipByGlobalNorm, clipByValue, globalNorm } from './clip.js'
+import { fitLogGain, spectralRadius } from './diagnostics.js'
+import type { FloatArray, FloatArrayConstructor } from './dtype.js'
+import { arrayTypeOf } from './dtype.js'
+import { RxrnnError } from './errors.js'
+import type { LayerMasks } from './layer.js'
+import type { Loss } from './losses.js'
+import { createLoss } from './losses.js'
+import type { Model } from './model.js'
+import type { Optimizer } from './optimizers.js'
+import { createOptimizer } from './optimizers.js'
+import { Rng } from './rng.js'
+import type { RecurrentState } from './state.js'
+import type { ResolvedTrainerOptions, TrainerOptions } from './trainer-options.js'
+import { resolveTrainerOptions } from './trainer-options.js'
+import { copyFiniteVector } from './validate.js'
+import type { Slot } from './window.js'
+import { SequenceWindow } from './window.js'
+
+/** What one weight update did, with the diagnostics of vanishing and exploding gradients. */
+export interface UpdateReport {
+  /** Observed steps of this sequence when the update ran (1-based: the step that triggered it). */
+  step: number
+  /** Updates applied by the optimizer so far (its step counter). */
+  update: number
+  /** Mean loss over the steps with a target among the last k1 (PyTorch's reduction='mean'). */
+  loss: number
+  /** Global L2 norm of all gradients before clipping. */
+  gradNorm: number
+  /** The norm after clipping (equal to gradNorm when nothing was clipped). */
+  clippedGradNorm: number
+  clipped: boolean
+  /** True when the update was refused (non-finite gradient or divergence); weights and optimizer state are untouched. */
+  skipped: boolean
+  /** Why it was skipped, or that it rolled back. */
+  reason?: string
+  /** True when the divergence guard restored the last good weights. */
+  rolledBack: boolean
+  /** Steps with a target in the loss, and steps backpropagated through. */
+  lossSteps: number
+  windowSteps: number
+  lr: number
+  /** Fraction of the last 100 updates that were clipped. */
+  clipRate: number
+  /** Gradient norm per parameter tensor (PyTorch names), before clipping. */
+  paramGradNorms: Record<string, number>
+  /**
+   * ‖∂L_t/∂h_{t−k}‖ (top layer, newest step's loss) for k = 0, 1, … back through the window,
+   * and the fitted slope of its logarithm per step: < 0 vanishing, > 0 exploding.
+   */
+  gradientFlow?: { norms: number[]; logGainPerStep: number }
+  /** Estimated spectral radius of each layer's recurrent matrix (W_hh; the g / n block for gated cells). */
+  spectralRadius?: number[]
+}
+
+/** What `observe` returns. */
+export interface Observation {
+  /** y_t, made with the weights as they were before any update this step triggers. A copy: yours to keep. */
+  prediction: FloatArray
+  /** Present on the steps where an update ran. */
+  update?: UpdateReport
+}
+
+/**
+ * Learns online with truncated backpropagation through time, TBPTT(k1, k2): after every k1
+ * observed steps the loss of those steps is backpropagated through the last k2 steps, the
+ * gradient is clipped, and the optimizer takes one step; the hidden state carries on, detached.
+ *
+ * @example
+ * import { createModel, OnlineTrainer } from 'rxrnn'
+ * const model = createModel({ cell: 'lstm', inputSize: 1, hiddenSize: 32, outputSize: 1, seed: 1 })
+ * const trainer = new OnlineTrainer(model, { k1: 8, k2: 16, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 })
+ * for (let t = 0; t < 1000; t++) {
+ *   const { prediction, update } = trainer.observe([Math.sin(t / 10)], [Math.sin((t + 1) / 10)])
+ *   if (update) console.log(update.step, update.loss, update.gradNorm)
+ * }
+ */
+export class OnlineTrainer {
+  readonly model: Model
+  readonly options: ResolvedTrainerOptions
+  readonly loss: Loss
+  readonly optimizer: Optimizer
+  /** The sequence `observe` and `reset` act on. */
+  readonly sequence: SequenceWindow
+  private readonly ArrayType: FloatArrayConstructor
+  private readonly rng: Rng
+  // Per-step inputs are validated into these before any state is written.
+  private readonly xIn: FloatArray
+  private readonly targetIn: FloatArray
+  // Backward scratch.
+  private readonly carry: FloatArray[]
+  private readonly dOut: FloatArray[]
+  private readonly dX: FloatArray
+  private readonly dY: FloatArray
+  private readonly yScratch: FloatArray
+  private readonly cacheScratch: FloatArray
+  /** Recomputed activations, when k2 > k1 or a sequence does not store its own. */
+  private readonly workspace: Slot[]
+  private readonly trajectory: Slot[]
+  private readonly activations: Slot[]
+  private readonly probeNorms: Float64Array
+  private readonly powerScratch: Float64Array
+  // Running statistics.
+  private readonly clipHistory = new Uint8Array(100)
+  private updatesSeen = 0
+  private lossAverage = Number.NaN
+  private readonly goodParams: FloatArray | null
+  private readonly goodOptimizerState: Record<string, FloatArray> | null
+  private goodOptimizerT = 0
+
+  constructor(model: Model, options: TrainerOptions) {
+    this.model = model
+    this.options = resolveTrainerOptions(options)
+    const o = this.options
+    const c = model.config
+    this.ArrayType = arrayTypeOf(c.dtype)
+    this.loss = createLoss(o.loss, c.outputSize, o.huberDelta)
+    this.optimizer = createOptimizer(o.optimizer, model.params.values)
+    this.rng = new Rng(o.seed ?? c.seed + 1)
+    const A = this.ArrayType
+    this.xIn = new A(c.inputSize)
+    this.targetIn = new A(this.loss.targetSize)
+    this.carry = model.layers.map(() => new A(model.stateSize))
+    this.dOut = model.layers.map(() => new A(model.stateSize))
+    this.dX = new A(c.hiddenSize)
+    this.dY = new A(c.outputSize)
+    this.yScratch = new A(c.outputSize)
+    this.cacheScratch = new A(model.cell.cacheSize)
+    this.sequence = this.createSequence({ storeActivations: true })
+    const ws = new SequenceWindow({ ...this.sequence.layout, k2: o.k2, storeActivations: true }, A)
+    this.workspace = [...ws.slots]
+    this.trajectory = new Array<Slot>(o.k2)
+    this.activations = new Array<Slot>(o.k2)
+    this.probeNorms = new Float64Array(o.k2)
+    this.powerScratch = new Float64Array(2 * c.hiddenSize)
+    if (o.rollback) {
+      this.goodParams = model.params.values.slice()
+      this.goodOptimizerState = Object.fromEntries(
+        Object.entries(this.optimizer.state).map(([k, v]) => [k, v.slice()]),
+      )
+    } else {
+      this.goodParams = null
+      this.goodOptimizerState = null
+    }
+  }
+
+  /**
+   * A new sequence with its own hidden state and truncation window, learning into this
+   * trainer's model and optimizer: one per key when many streams share one model.
+   * `storeActivations: false` keeps only inputs and states (a few KB per key) and recomputes
+   * the window's forward pass at update time.
+   */
+  createSequence(options: { storeActivations?: boolean } = {}): SequenceWindow {
+    const c = this.model.config
+    const o = this.options
+    return new SequenceWindow(
+      {
+        k2: o.k2,
+        inputSize: c.inputSize,
+        hiddenSize: c.hiddenSize,
+        numLayers: c.numLayers,
+        stateSize: this.model.stateSize,
+        layerInputSizes: this.model.layers.map((l) => l.inputSize),
+        cacheSize: this.model.cell.cacheSize,
+        outputSize: c.outputSize,
+        targetSize: this.loss.targetSize,
+        storeActivations: options.storeActivations ?? true,
+        inputDropout: o.inputDropout > 0,
+        recurrentDropout: o.recurrentDropout > 0,
+        zoneout: c.zoneout > 0,
+      },
+      this.ArrayType,
+    )
+  }
+
+  /** The hidden state after the latest step. */
+  get state(): RecurrentState {
+    return this.sequence.state
+  }
+
+  /**
+   * One event: predicts y_t from x_t, stores the step, and every k1 steps updates the weights.
+   * A step without `target` adds no loss. Throws RxrnnError ('bad_input' / 'bad_target')
+   * before touching any state when x or target is malformed or not finite.
+   */
+  observe(x: ArrayLike<number>, target?: number | ArrayLike<number>): Observation {
+    const { prediction, update } = this.observeSequence(this.sequence, x, target)
+    return update ? { prediction: prediction.slice(), update } : { prediction: prediction.slice() }
+  }
+
+  /**
+   * `observe` on any sequence; the prediction returned is a buffer the next step overwrites
+   * (copy it to keep it). This is the allocation-free path the keyed operators use.
+   */
+  observeSequence(
+    seq: SequenceWindow,
+    x: ArrayLike<number>,
+    target?: number | ArrayLike<number> | null,
+  ): { prediction: FloatArray; update: UpdateReport | undefined } {
+    copyFiniteVector(this.xIn, x, 'x', 'bad_input', 'inputSize')
+    const hasTarget = target !== undefined && target !== null
+    if (hasTarget) {
+      const problem = this.loss.readTarget(this.targetIn, target)
+      if (problem) throw new RxrnnError('bad_target', problem)
+    }
+    const prediction = this.forwardStep(seq, hasTarget)
+    const update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
+    return { prediction, update }
+  }
+
+  /** A sequence boundary: zero the hidden state and forget the window; weights and optimizer state stay. */
+  reset(): void {
+    this.sequence.reset()
+  }
+
+  /** Writes the validated step into the ring and runs the training forward pass. */
+  private forwardStep(seq: SequenceWindow, hasTarget: boolean): FloatArray {
+    const model = this.model
+    if (seq.sinceUpdate === 0) this.drawWindowMasks(seq)
+    const prev = seq.slots[seq.newest]!
+    const next = (seq.newest + 1) % seq.capacity
+    const slot = seq.slots[next]!
+    slot.x.set(this.xIn)
+    slot.hasTarget = hasTarget
+    if (hasTarget) slot.target.set(this.targetIn)
+    this.copyStepMasks(seq, slot)
+    const store = seq.layout.storeActivations
+    let input = slot.x
+    for (let l = 0; l < model.layers.length; l++) {
+      const cache = store ? slot.caches[l]! : this.cacheScratch
+      model.layers[l]!.forward(slot.states[l]!, cache, input, prev.states[l]!, slot.masks[l] ?? null)
+      input = slot.states[l]!
+    }
+    const y = store ? slot.y : this.yScratch
+    model.head.forward(y, input)
+    seq.newest = next
+    seq.observed++
+    seq.sinceUpdate++
+    if (seq.filled < this.options.k2) seq.filled++
+    if (seq.cleanState) return model.stepValidated(slot.x, seq.cleanState)
+    return y
+  }
+
+  private drawWindowMasks(seq: SequenceWindow): void {
+    const { inputDropout, recurrentDropout } = this.options
+    for (const m of seq.windowMasks) {
+      if (m?.x) this.fillDropoutMask(m.x, inputDropout)
+      if (m?.h) this.fillDropoutMask(m.h, recurrentDropout)
+    }
+  }
+
+  /** Inverted dropout: kept units are scaled by 1/(1 − p) so predictions need no rescaling. */
+  private fillDropoutMask(mask: FloatArray, p: number): void {
+    const scale = 1 / (1 - p)
+    for (let i = 0; i < mask.length; i++) mask[i] = this.rng.uniform() < p ? 0 : scale
+  }
+
+  private copyStepMasks(seq: SequenceWindow, slot: Slot): void {
+    const zoneout = this.model.config.zoneout
+    for (let l = 0; l < slot.masks.length; l++) {
+      const m = slot.masks[l]
+      if (!m) continue
+      const w = seq.windowMasks[l]!
+      if (m.x) m.x.set(w.x!)
+      if (m.h) m.h.set(w.h!)
+      // Zoneout draws afresh each step: a unit keeps its old value with probability p.
+      if (m.zone) for (let k = 0; k < m.zone.length; k++) m.zone[k] = this.rng.uniform() < zoneout ? 1 : 0
+    }
+  }
+
+  /** Loss, backward through the window, clipping and one optimizer step. */
+  private update(seq: SequenceWindow): UpdateReport | undefined {
+    const o = this.options
+    const k1 = o.k1
+    const n = seq.filled
+    seq.sinceUpdate = 0
+    const trajectory = this.trajectory
+    for (let i = 0; i < n; i++) trajectory[i] = seq.slotBack(n - 1 - i)
+    const entering = seq.slotBack(n)
+    let lossSteps = 0
+    for (let i = n - k1; i < n; i++) if (trajectory[i]!.hasTarget) lossSteps++
+    if (lossSteps === 0) return undefined
+
+    // With k2 > k1 the window's older steps ran on older weights: re-run it with the current
+    // ones so the gradient is exactly that of the window's loss.
+    const recompute = !seq.layout.storeActivations || (n > k1 && this.updatesSeen > 0 && o.k2 > o.k1)
+    const act = this.activations
+    if (recompute) this.recomputeWindow(entering, n)
+    else for (let i = 0; i < n; i++) act[i] = trajectory[i]!
+
+    const model = this.model
+    const params = model.params
+    params.zeroGrads()
+    const scale = 1 / (lossSteps * this.loss.elementsPerStep)
+    let lossSum = 0
+    for (let i = n - k1; i < n; i++) {
+      const s = trajectory[i]!
+      if (s.hasTarget) lossSum += this.loss.lossAndGrad(this.dY, act[i]!.y, s.target, scale)
+    }
+    this.backward(entering, n, scale, true)
+    const loss = lossSum * scale
+    const report = this.applyGradients(seq, loss, lossSteps, n)
+    if (o.diagnosticsEvery > 0 && this.updatesSeen % o.diagnosticsEvery === 0)
+      this.diagnose(report, entering, n, scale)
+    return report
+  }
+
+  /** Re-runs the forward pass of the last n steps from the entering state into the workspace. */
+  private recomputeWindow(entering: Slot, n: number): void {
+    const model = this.model
+    const act = this.activations
+    for (let i = 0; i < n; i++) {
+      const src = this.trajectory[i]!
+      const dst = this.workspace[i]!
+      const prevStates = i === 0 ? entering.states : this.workspace[i - 1]!.states
+      let input = src.x
+      for (let l = 0; l < model.layers.length; l++) {
+        model.layers[l]!.forward(dst.states[l]!, dst.caches[l]!, input, prevStates[l]!, src.masks[l] ?? null)
+        input = dst.states[l]!
+      }
+      model.head.forward(dst.y, input)
+      act[i] = dst
+    }
+  }
+
+  /**
+   * Backpropagates through the n steps of `activations`, newest first. With `accumulate` the
+   * loss gradients of the last k1 steps enter at the head and parameter gradients add up;
+   * without, only the newest step's loss enters and ∂L/∂h is followed back (the flow probe).
+   */
+  private backward(entering: Slot, n: number, scale: number, accumulate: boolean): void {
+    const model = this.model
+    const layers = model.layers
+    const L = layers.length
+    const top = L - 1
+    const H = model.config.hiddenSize
+    const act = this.activations
+    const firstLossStep = accumulate ? n - this.options.k1 : n - 1
+    for (const c of this.carry) c.fill(0)
+    for (let i = n - 1; i >= 0; i--) {
+      const s = act[i]!
+      const src = this.trajectory[i]!
+      const prevStates = i === 0 ? entering.states : act[i - 1]!.states
+      const dTop = this.dOut[top]!
+      dTop.set(this.carry[top]!)
+      if (i >= firstLossStep && src.hasTarget) {
+        this.loss.lossAndGrad(this.dY, s.y, src.target, scale)
+        if (accumulate) model.head.backward(dTop, this.dY, s.states[top]!)
+        else headBackwardInput(dTop, model.head.weight, this.dY, model.config.outputSize, H)
+      }
+      if (!accumulate) {
+        let sq = 0
+        for (let k = 0; k < H; k++) sq += dTop[k]! * dTop[k]!
+        this.probeNorms[n - 1 - i] = Math.sqrt(sq)
+      }
+      for (let l = top; l >= 0; l--) {
+        const x = l === 0 ? src.x : s.states[l - 1]!
+        const dX = l > 0 ? this.dX : null
+        layers[l]!.backward(
+          dX,
+          this.carry[l]!,
+          this.dOut[l]!,
+          x,
+          prevStates[l]!,
+          s.caches[l]!,
+          src.masks[l] ?? null,
+          accumulate,
+        )
+        if (l > 0) {
+          const below = this.dOut[l - 1]!
+          below.set(this.carry[l - 1]!)
+          for (let k = 0; k < H; k++) below[k] = below[k]! + this.dX[k]!
+        }
+      }
+    }
+  }
+
+  private applyGradients(seq: SequenceWindow, loss: number, lossSteps: number, n: number): UpdateReport {
+    const o = this.options
+    const params = this.model.params
+    const grads = params.grads
+    const gradNorm = globalNorm(grads)
+    const paramGradNorms: Record<string, number> = {}
+    for (const spec of params.specs)
+      paramGradNorms[spec.name] = globalNorm(grads.subarray(spec.offset, spec.offset + spec.size))
+    const report: UpdateReport = {
+      step: seq.observed,
+      update: this.optimizer.t,
+      loss,
+      gradNorm,
+      clippedGradNorm: gradNorm,
+      clipped: false,
+      skipped: false,
+      rolledBack: false,
+      lossSteps,
+      windowSteps: n,
+      lr: this.optimizer.config.lr,
+      clipRate: 0,
+      paramGradNorms,
+    }
+    const diverged = this.divergence(loss, gradNorm)
+    if (diverged) {
+      report.skipped = true
+      report.reason = diverged
+      if (o.rollback && Number.isFinite(gradNorm) === false) {
+        // Non-finite gradients never reach the weights, so there is nothing to roll back.
+      } else if (o.rollback && diverged.startsWith('loss')) {
+        this.restoreGoodWeights()
+        report.rolledBack = true
+      }
+      this.recordClip(report, false)
+      return report
+    }
+    let norm = gradNorm
+    if (o.clipValue !== undefined && clipByValue(grads, o.clipValue) > 0) {
+      norm = globalNorm(grads)
+      report.clipped = true
+    }
+    if (o.clipNorm !== undefined && clipByGlobalNorm(grads, norm, o.clipNorm) < 1) {
+      report.clipped = true
+      norm = globalNorm(grads)
+    }
+    report.clippedGradNorm = norm
+    this.optimizer.step(params.values, grads)
+    report.update = this.optimizer.t
+    this.lossAverage = Number.isNaN(this.lossAverage) ? loss : 0.9 * this.lossAverage + 0.1 * loss
+    if (o.rollback && this.optimizer.t % o.rollback.every === 0) this.saveGoodWeights()
+    this.recordClip(report, report.clipped)
+    return report
+  }
+
+  /** Why this update must not be applied, or null. */
+  private divergence(loss: number, gradNorm: number): string | null {
+    if (!Number.isFinite(gradNorm))
+      return `non-finite gradient norm (${gradNorm}); update skipped, weights unchanged`
+    if (!Number.isFinite(loss)) return `non-finite loss (${loss}); update skipped, weights unchanged`
+    const rb = this.options.rollback
+    if (rb && this.lossAverage > 0 && loss > rb.lossFactor * this.lossAverage) {
+      return `loss ${loss.toPrecision(4)} is over ${rb.lossFactor}× the running loss ${this.lossAverage.toPrecision(4)}: diverging; rolled back to the last good weights`
+    }
+    return null
+  }
+
+  private saveGoodWeights(): void {
+    this.goodParams!.set(this.model.params.values)
+    for (const [k, v] of Object.entries(this.optimizer.state)) this.goodOptimizerState![k]!.set(v)
+    this.goodOptimizerT = this.optimizer.t
+  }
+
+  private restoreGoodWeights(): void {
+    this.model.params.values.set(this.goodParams!)
+    for (const [k, v] of Object.entries(this.optimizer.state)) v.set(this.goodOptimizerState![k]!)
+    this.optimizer.t = this.goodOptimizerT
+  }
+
+  private recordClip(report: UpdateReport, clipped: boolean): void {
+    this.clipHistory[this.updatesSeen % this.clipHistory.length] = clipped ? 1 : 0
+    this.updatesSeen++
+    const seen = Math.min(this.updatesSeen, this.clipHistory.length)
+    let sum = 0
+    for (let i = 0; i < seen; i++) sum += this.clipHistory[i]!
+    report.clipRate = sum / seen
+  }
+
+  /** Gradient flow of the newest step's loss back through the window, and spectral radii. */
+  private diagnose(report: UpdateReport, entering: Slot, n: number, scale: number): void {
+    const newest = this.trajectory[n - 1]!
+    if (newest.hasTarget) {
+      this.probeNorms.fill(0)
+      this.backward(entering, n, scale, false)
+      const norms = Array.from(this.probeNorms.subarray(0, n))
+      report.gradientFlow = { norms, logGainPerStep: fitLogGain(norms) }
+    }
+    const H = this.model.config.hiddenSize
+    const block = this.model.config.cell === 'lstm' ? 2 : this.model.config.cell === 'gru' ? 2 : 0
+    report.spectralRadius = this.model.layers.map((layer) =>
+      spectralRadius(layer.wHh, H, block * H, this.powerScratch),
+    )
+  }
+}
+
+/** dH[0:H] += Wᵀ·dY without touching the head's gradients. */
+function headBackwardInput(
+  dH: FloatArray,
+  w: FloatArray,
+  dY: FloatArray,
+  outputSize: number,
+  H: number,
+): void {
+  for (let o = 0; o < outputSize; o++) {
+    const d = dY[o]!
+    for (let k = 0; k < H; k++) dH[k] = dH[k]! + w[o * H + k]! * d
+  }
+}
+
+export type { LayerMasks }

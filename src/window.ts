@@ -1,0 +1,132 @@
+import type { FloatArray, FloatArrayConstructor } from './dtype.js'
+import type { LayerMasks } from './layer.js'
+import { RecurrentState } from './state.js'
+
+/** Sizes a window needs, from the model and the trainer options. */
+export interface WindowLayout {
+  /** Steps backpropagated through (k2); the ring holds k2 + 1 slots, the extra one for the state entering the window. */
+  k2: number
+  inputSize: number
+  hiddenSize: number
+  numLayers: number
+  /** Floats of state per layer. */
+  stateSize: number
+  /** Per-layer inputs: inputSize, then hiddenSize for every layer above. */
+  layerInputSizes: readonly number[]
+  cacheSize: number
+  outputSize: number
+  targetSize: number
+  /** Keep each step's gate activations for backward (fast), or recompute them at update time (small). */
+  storeActivations: boolean
+  inputDropout: boolean
+  recurrentDropout: boolean
+  zoneout: boolean
+}
+
+/** One time step of the window: what it read, what it must predict, what forward produced. */
+export interface Slot {
+  readonly x: FloatArray
+  readonly target: FloatArray
+  hasTarget: boolean
+  /** State after this step, per layer (views of `stateOf.data`). */
+  readonly states: readonly FloatArray[]
+  readonly stateOf: RecurrentState
+  /** Gate activations per layer, when activations are stored. */
+  readonly caches: readonly FloatArray[]
+  readonly y: FloatArray
+  /** Per layer, or null when the layer is not regularised. */
+  readonly masks: readonly (LayerMasks | null)[]
+}
+
+/**
+ * The truncation window of one sequence: a ring of k2 + 1 slots in flat buffers allocated
+ * once, so memory is O(k2) however long the stream runs, and a step writes into the oldest slot
+ * instead of allocating. Slot `newest` holds the latest step; the slot before the oldest step in
+ * the window holds the state entering it (a constant for backpropagation).
+ */
+export class SequenceWindow {
+  readonly capacity: number
+  readonly slots: readonly Slot[]
+  /** Index of the newest slot. */
+  newest = 0
+  /** Steps in the window (at most k2), counted since the last reset. */
+  filled = 0
+  /** Steps since the last update or reset. */
+  sinceUpdate = 0
+  /** Steps observed in total, never reset (the `step` of update reports). */
+  observed = 0
+  /** The window-level variational dropout masks, redrawn at the start of each truncation window. */
+  readonly windowMasks: readonly (LayerMasks | null)[]
+  /** Deterministic inference state, kept apart from the training trajectory when dropout or zoneout randomise it. */
+  readonly cleanState: RecurrentState | null
+
+  constructor(
+    readonly layout: WindowLayout,
+    ArrayType: FloatArrayConstructor,
+  ) {
+    const L = layout
+    this.capacity = L.k2 + 1
+    const cap = this.capacity
+    const stateFloats = L.numLayers * L.stateSize
+    const cacheFloats = L.storeActivations ? L.numLayers * L.cacheSize : 0
+    const yFloats = L.storeActivations ? L.outputSize : 0
+    const maskFloats = L.layerInputSizes.reduce(
+      (sum, inSize) =>
+        sum +
+        (L.inputDropout ? inSize : 0) +
+        (L.recurrentDropout ? L.hiddenSize : 0) +
+        (L.zoneout ? L.stateSize : 0),
+      0,
+    )
+    const perSlot = L.inputSize + L.targetSize + stateFloats + cacheFloats + yFloats + maskFloats
+    const buffer = new ArrayType(perSlot * cap)
+    let offset = 0
+    const take = (n: number): FloatArray => buffer.subarray(offset, (offset += n))
+    const slots: Slot[] = []
+    for (let s = 0; s < cap; s++) {
+      const x = take(L.inputSize)
+      const target = take(L.targetSize)
+      const stateData = take(stateFloats)
+      const stateOf = new RecurrentState(stateData, L.numLayers, L.hiddenSize)
+      const caches = L.storeActivations ? Array.from({ length: L.numLayers }, () => take(L.cacheSize)) : []
+      const y = take(yFloats)
+      const masks = L.layerInputSizes.map((inSize) => this.layerMasks(take, inSize))
+      slots.push({ x, target, hasTarget: false, states: stateOf.layers, stateOf, caches, y, masks })
+    }
+    this.slots = slots
+    const own = (n: number): FloatArray => new ArrayType(n)
+    this.windowMasks = L.layerInputSizes.map((inSize) => this.layerMasks(own, inSize))
+    this.cleanState =
+      L.inputDropout || L.recurrentDropout || L.zoneout
+        ? new RecurrentState(new ArrayType(stateFloats), L.numLayers, L.hiddenSize)
+        : null
+  }
+
+  private layerMasks(take: (n: number) => FloatArray, inSize: number): LayerMasks | null {
+    const L = this.layout
+    if (!L.inputDropout && !L.recurrentDropout && !L.zoneout) return null
+    return {
+      x: L.inputDropout ? take(inSize) : null,
+      h: L.recurrentDropout ? take(L.hiddenSize) : null,
+      zone: L.zoneout ? take(L.stateSize) : null,
+    }
+  }
+
+  /** The slot `back` steps before the newest (0 = newest). */
+  slotBack(back: number): Slot {
+    return this.slots[(this.newest - back + this.capacity * 2) % this.capacity]!
+  }
+
+  /** The current hidden state (after the newest step). */
+  get state(): RecurrentState {
+    return this.slots[this.newest]!.stateOf
+  }
+
+  /** A sequence boundary: zero state, empty window. */
+  reset(): void {
+    this.state.reset()
+    this.cleanState?.reset()
+    this.filled = 0
+    this.sinceUpdate = 0
+  }
+}
