@@ -72,17 +72,23 @@ function fillMatrix(
   }
   switch (scheme) {
     case 'pytorch':
-      return uniform(pytorchBound)
+      uniform(pytorchBound)
+      return
     case 'xavier_uniform':
-      return uniform(gain * Math.sqrt(6 / (rows + cols)))
+      uniform(gain * Math.sqrt(6 / (rows + cols)))
+      return
     case 'xavier_normal':
-      return normal(gain * Math.sqrt(2 / (rows + cols)))
+      normal(gain * Math.sqrt(2 / (rows + cols)))
+      return
     case 'kaiming_uniform':
-      return uniform(gain * Math.sqrt(6 / cols))
+      uniform(gain * Math.sqrt(6 / cols))
+      return
     case 'kaiming_normal':
-      return normal(gain * Math.sqrt(2 / cols))
+      normal(gain * Math.sqrt(2 / cols))
+      return
     case 'orthogonal':
-      return orthogonal(w, rows, cols, gain, rng)
+      orthogonal(w, rows, cols, gain, rng)
+      return
     case 'identity':
       w.fill(0)
       for (let i = 0; i < Math.min(rows, cols); i++) w[i * cols + i] = gain

@@ -18,7 +18,7 @@ export function rnnCell(hiddenSize: number, activation: 'tanh' | 'relu'): Cell {
     forward(cand, cache, gIh, gHh) {
       for (let k = 0; k < H; k++) {
         const pre = gIh[k]! + gHh[k]!
-        const h = relu ? (pre > 0 ? pre : 0) : Math.tanh(pre)
+        const h = relu ? Math.max(pre, 0) : Math.tanh(pre)
         cand[k] = h
         cache[k] = h
       }
