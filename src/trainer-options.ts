@@ -2,6 +2,7 @@ import { RxrnnError } from './errors.js'
 import type { LossName } from './losses.js'
 import { LOSS_NAMES } from './losses.js'
 import type { OptimizerConfig } from './optimizers.js'
+import { resolveOptimizerConfig } from './optimizers.js'
 
 /**
  * How `OnlineTrainer` learns.
@@ -89,8 +90,16 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     }
     return v
   }
-  if (o.optimizer === undefined || typeof o.optimizer !== 'object') {
+  if (o.optimizer === undefined || o.optimizer === null || typeof o.optimizer !== 'object') {
     problems.push("optimizer is missing; e.g. { type: 'adam', lr: 1e-3 }")
+  } else {
+    // The optimizer's own problems belong in the same report as the rest.
+    try {
+      resolveOptimizerConfig(o.optimizer)
+    } catch (e) {
+      if (!(e instanceof RxrnnError)) throw e
+      problems.push(...e.problems)
+    }
   }
   const rollback =
     o.rollback === undefined

@@ -197,15 +197,24 @@ export class OnlineTrainer {
     x: ArrayLike<number>,
     target?: number | ArrayLike<number> | null,
   ): { prediction: FloatArray; update: UpdateReport | undefined } {
+    const hasTarget = this.check(x, target)
+    const prediction = this.forwardStep(seq, hasTarget)
+    const update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
+    return { prediction, update }
+  }
+
+  /**
+   * Throws the RxrnnError `observe` would throw for this x and target, touching no state;
+   * returns whether there is a target.
+   */
+  check(x: ArrayLike<number>, target?: number | ArrayLike<number> | null): boolean {
     copyFiniteVector(this.xIn, x, 'x', 'bad_input', 'inputSize')
     const hasTarget = target !== undefined && target !== null
     if (hasTarget) {
       const problem = this.loss.readTarget(this.targetIn, target)
       if (problem) throw new RxrnnError('bad_target', problem)
     }
-    const prediction = this.forwardStep(seq, hasTarget)
-    const update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
-    return { prediction, update }
+    return hasTarget
   }
 
   /** A sequence boundary: zero the hidden state and forget the window; weights and optimizer state stay. */
@@ -421,10 +430,12 @@ export class OnlineTrainer {
       norm = globalNorm(grads)
     }
     report.clippedGradNorm = norm
+    // The good copy is the weights whose loss was just accepted, saved before the step: weights
+    // saved after it are vouched for by no loss yet, and rolling back to them would undo nothing.
+    if (o.rollback && this.optimizer.t % o.rollback.every === 0) this.saveGoodWeights()
     this.optimizer.step(params.values, grads)
     report.update = this.optimizer.t
     this.lossAverage = Number.isNaN(this.lossAverage) ? loss : 0.9 * this.lossAverage + 0.1 * loss
-    if (o.rollback && this.optimizer.t % o.rollback.every === 0) this.saveGoodWeights()
     this.recordClip(report, report.clipped)
     return report
   }

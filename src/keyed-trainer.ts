@@ -1,0 +1,262 @@
+import type { FloatArray } from './dtype.js'
+import { arrayTypeOf } from './dtype.js'
+import { RxrnnError } from './errors.js'
+import type { RecurrentState } from './state.js'
+import type { OnlineTrainer, UpdateReport } from './trainer.js'
+import { copyFiniteVector } from './validate.js'
+import type { SequenceWindow } from './window.js'
+
+/** Options of a `KeyedTrainer`. */
+export interface KeyedTrainerOptions {
+  /** Most keys kept; past it the least recently seen key is evicted. Default 100 000. */
+  maxKeys?: number
+  /** A key unseen for this long is evicted by `evictIdle`. Default: never. */
+  idleMs?: number
+  /**
+   * Labels that arrive after their event (joined by id, see `label`): the most events per key
+   * that may wait for a label; past it the oldest is learned from without a target. Default 0
+   * (every target arrives with its event).
+   */
+  maxPending?: number
+  /** Called with each key evicted (idle or over maxKeys), so callers can drop what they keep per key. */
+  onEvict?: (key: string) => void
+}
+
+/** One key's state. */
+export interface KeyEntry {
+  readonly key: string
+  /** The training trajectory: hidden state and TBPTT window. */
+  readonly sequence: SequenceWindow
+  /** The prediction state when labels arrive late (it runs ahead of the trajectory), else null. */
+  readonly live: RecurrentState | null
+  /** Events awaiting their label, oldest first. */
+  readonly pending: PendingEvent[]
+  lastSeen: number
+}
+
+export interface PendingEvent {
+  readonly id: number
+  readonly x: FloatArray
+  target: FloatArray | null
+  /** The prediction made for this event (a copy), for scoring once the label arrives. */
+  prediction: FloatArray | null
+}
+
+/** What a keyed step returns; `prediction` is overwritten by the next step (copy to keep). */
+export interface KeyedObservation {
+  prediction: FloatArray
+  updates: UpdateReport[]
+}
+
+const noUpdates: UpdateReport[] = []
+
+/**
+ * Many streams, one model: every key (a sensor, a symbol) keeps its own hidden state and
+ * truncation window while all keys train the trainer's shared weights and optimizer. Windows
+ * store only inputs and states (activations are recomputed at update time), so a key costs
+ * (k2 + 1)·(inputs + targets + state) floats; `bytesPerKey` says how many bytes.
+ *
+ * @example
+ * const keyed = new KeyedTrainer(new OnlineTrainer(model, options), { idleMs: 60_000 })
+ * const { prediction, updates } = keyed.observe('sensor-7', [21.5, 1013], [21.7])
+ */
+export class KeyedTrainer {
+  readonly maxKeys: number
+  readonly idleMs: number
+  readonly maxPending: number
+  private readonly onEvict: ((key: string) => void) | undefined
+  private readonly entries = new Map<string, KeyEntry>()
+  private readonly xScratch: FloatArray
+  private readonly targetScratch: FloatArray
+  private readonly updatesScratch: UpdateReport[] = []
+  /** Keys evicted so far (idle or over maxKeys). */
+  evicted = 0
+  /** Events learned from without a label because too many were waiting. */
+  expiredLabels = 0
+
+  constructor(
+    readonly trainer: OnlineTrainer,
+    options: KeyedTrainerOptions = {},
+  ) {
+    this.maxKeys = options.maxKeys ?? 100_000
+    this.idleMs = options.idleMs ?? Number.POSITIVE_INFINITY
+    this.maxPending = options.maxPending ?? 0
+    this.onEvict = options.onEvict
+    const problems: string[] = []
+    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1)
+      problems.push('maxKeys must be a positive integer')
+    if (!(this.idleMs > 0)) problems.push('idleMs must be a positive number of milliseconds')
+    if (!Number.isInteger(this.maxPending) || this.maxPending < 0)
+      problems.push('maxPending must be an integer >= 0')
+    if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid keyed trainer options', problems)
+    const A = arrayTypeOf(trainer.model.config.dtype)
+    this.xScratch = new A(trainer.model.config.inputSize)
+    this.targetScratch = new A(trainer.loss.targetSize)
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key)
+  }
+
+  keys(): IterableIterator<string> {
+    return this.entries.keys()
+  }
+
+  entry(key: string): KeyEntry | undefined {
+    return this.entries.get(key)
+  }
+
+  /**
+   * One event of `key`, whose target (if any) is known now: predicts, learns, and returns the
+   * prediction with the updates it triggered. Throws RxrnnError before any state changes when
+   * x or target is bad.
+   */
+  observe(
+    key: string,
+    x: ArrayLike<number>,
+    target?: number | ArrayLike<number> | null,
+    now = Date.now(),
+  ): KeyedObservation {
+    // A refused event must not create a key (nor evict another to make room).
+    if (!this.entries.has(key)) this.trainer.check(x, target)
+    const entry = this.touch(key, now)
+    if (entry.live) {
+      throw new RxrnnError(
+        'bad_config',
+        'This KeyedTrainer joins late labels (maxPending > 0): use predict() and label()',
+      )
+    }
+    const { prediction, update } = this.trainer.observeSequence(entry.sequence, x, target)
+    if (!update) return { prediction, updates: noUpdates }
+    this.updatesScratch.length = 0
+    this.updatesScratch.push(update)
+    return { prediction, updates: this.updatesScratch }
+  }
+
+  /**
+   * Late labels: predicts from x now and keeps the event, under `id`, until `label(key, id, …)`
+   * brings its target. Learning follows event order, so the model trains on the oldest events
+   * as soon as their labels are in.
+   */
+  predict(key: string, id: number, x: ArrayLike<number>, now = Date.now()): KeyedObservation {
+    if (this.maxPending === 0)
+      throw new RxrnnError('bad_config', 'predict() needs maxPending > 0; use observe()')
+    copyFiniteVector(this.xScratch, x, 'x', 'bad_input', 'inputSize')
+    const entry = this.touch(key, now)
+    this.updatesScratch.length = 0
+    if (entry.pending.length >= this.maxPending) {
+      // Too many waiting: the oldest is learned from without its label, in order.
+      entry.pending[0]!.target = null
+      this.expiredLabels++
+      this.drain(entry, true)
+    }
+    const event: PendingEvent = { id, x: this.xScratch.slice(), target: null, prediction: null }
+    entry.pending.push(event)
+    const prediction = this.trainer.model.stepValidated(event.x, entry.live!)
+    event.prediction = prediction.slice()
+    return { prediction, updates: this.updatesScratch }
+  }
+
+  /**
+   * Joins a label to a waiting event; returns that event and the updates it let run, or null
+   * when no event of that key and id is waiting (too old, evicted, or never seen).
+   */
+  label(
+    key: string,
+    id: number,
+    target: number | ArrayLike<number>,
+  ): { event: PendingEvent; updates: UpdateReport[] } | null {
+    const entry = this.entries.get(key)
+    const event = entry?.pending.find((e) => e.id === id)
+    if (!entry || !event) return null
+    const problem = this.trainer.loss.readTarget(this.targetScratch, target)
+    if (problem) throw new RxrnnError('bad_target', problem)
+    event.target = this.targetScratch.slice()
+    this.updatesScratch.length = 0
+    this.drain(entry, false)
+    return { event, updates: this.updatesScratch }
+  }
+
+  /** Learns from the leading events whose labels are in (and, with `forceOne`, the first regardless). */
+  private drain(entry: KeyEntry, forceOne: boolean): void {
+    let force = forceOne
+    while (entry.pending.length > 0 && (entry.pending[0]!.target !== null || force)) {
+      const event = entry.pending.shift()!
+      force = false
+      const { update } = this.trainer.observeSequence(entry.sequence, event.x, event.target)
+      if (update) this.updatesScratch.push(update)
+    }
+    // Caught up: the prediction state is exactly the trajectory's state again.
+    if (entry.pending.length === 0) entry.live!.copyFrom(entry.sequence.state)
+  }
+
+  /** A sequence boundary for one key: zero state, empty window, waiting events dropped. */
+  reset(key: string): boolean {
+    const entry = this.entries.get(key)
+    if (!entry) return false
+    entry.sequence.reset()
+    entry.live?.reset()
+    entry.pending.length = 0
+    return true
+  }
+
+  delete(key: string): boolean {
+    return this.entries.delete(key)
+  }
+
+  /** Evicts keys unseen for `idleMs`; returns them. */
+  evictIdle(now = Date.now()): string[] {
+    const evicted: string[] = []
+    // Map order is least recently seen first, so the scan stops at the first fresh key.
+    for (const [key, entry] of this.entries) {
+      if (now - entry.lastSeen < this.idleMs) break
+      this.entries.delete(key)
+      evicted.push(key)
+      this.onEvict?.(key)
+    }
+    this.evicted += evicted.length
+    return evicted
+  }
+
+  /** Bytes of typed-array memory one key holds. */
+  bytesPerKey(): number {
+    const seq = this.trainer.createSequence({ storeActivations: false })
+    const bytes = seq.slots[0]!.x.buffer.byteLength
+    const live = this.maxPending > 0 ? this.trainer.model.initialState().data.byteLength : 0
+    const c = this.trainer.model.config
+    const pending =
+      this.maxPending * (c.inputSize + this.trainer.loss.targetSize) * (c.dtype === 'float64' ? 8 : 4)
+    return bytes + live + pending
+  }
+
+  private touch(key: string, now: number): KeyEntry {
+    let entry = this.entries.get(key)
+    if (entry) {
+      // Re-insert so the Map stays ordered by last use (for LRU and idle eviction).
+      this.entries.delete(key)
+    } else {
+      if (typeof key !== 'string' || key.length === 0)
+        throw new RxrnnError('missing_key', 'key must be a non-empty string')
+      entry = {
+        key,
+        sequence: this.trainer.createSequence({ storeActivations: false }),
+        live: this.maxPending > 0 ? this.trainer.model.initialState() : null,
+        pending: [],
+        lastSeen: now,
+      }
+      if (this.entries.size >= this.maxKeys) {
+        const oldest = this.entries.keys().next().value as string
+        this.entries.delete(oldest)
+        this.evicted++
+        this.onEvict?.(oldest)
+      }
+    }
+    entry.lastSeen = now
+    this.entries.set(key, entry)
+    return entry
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * rxrnn/streams: RxJS operators over the core, the WebSocket + msgpack transport, feed
+ * readers and the server.
+ */
+export type { ClassificationScores, RegressionScores } from './evaluation.js'
+export { ClassificationEvaluator, RegressionEvaluator, RollingMean } from './evaluation.js'
+export type { KeyedUpdate, MetricsSnapshot, RejectedEvent } from './monitor.js'
+export { Monitor } from './monitor.js'
+export type { ForecastOptions, ForecastResult } from './operators/forecast.js'
+export { forecast } from './operators/forecast.js'
+export type { KeyedEvent, KeyedResult, LearnByKeyOptions } from './operators/keyed.js'
+export { learnByKey } from './operators/keyed.js'
+export type {
+  LabelledPrediction,
+  LateLabel,
+  LearnWithLabelsOptions,
+  UnlabelledEvent,
+} from './operators/labels.js'
+export { learnWithLabels } from './operators/labels.js'
+export type { LearnEvent, LearnOptions, LearnResult } from './operators/learn.js'
+export { learn } from './operators/learn.js'
+export type { RecurrentOptions } from './operators/recurrent.js'
+export { recurrent } from './operators/recurrent.js'
+export type { ModelOrTrainer } from './operators/shared.js'
+export type { StandardizeOptions } from './operators/standardize.js'
+export { standardize } from './operators/standardize.js'

@@ -1,0 +1,123 @@
+import type { OperatorFunction, SchedulerLike } from 'rxjs'
+import { asyncScheduler, Observable } from 'rxjs'
+import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
+import { KeyedTrainer } from '../../src/index.js'
+import type { Monitor } from '../monitor.js'
+import type { ModelOrTrainer } from './shared.js'
+import { rejectEvent, score, targetVector, trainerFor } from './shared.js'
+
+export interface ForecastOptions<T> {
+  /** The model's input for an event. */
+  input: (event: T) => ArrayLike<number>
+  /**
+   * The target of the previous event, computed when the next one arrives: the next value, the
+   * next return, chosen columns… e.g. `(next, current) => Math.log(next.close / current.close)`.
+   */
+  target: (next: T, current: T) => number | ArrayLike<number>
+  /** The series an event belongs to (one hidden state per key); default: one series. */
+  key?: (event: T) => string
+  idleMs?: number
+  maxKeys?: number
+  monitor?: Monitor
+  scheduler?: SchedulerLike
+}
+
+export interface ForecastResult<T> {
+  key: string
+  event: T
+  /** The forecast of this event's target (known only when the next event arrives). Yours to keep. */
+  prediction: FloatArray
+  /** Updates run because the previous event's target arrived with this one. */
+  update?: UpdateReport
+}
+
+/**
+ * Forecasting from a series: the target of step t is computed from the event at t + 1 and
+ * joined when it arrives. Every event is answered at once with the forecast for it; learning
+ * follows one step behind, in order, with TBPTT. Prequential scores (next to persistence) go
+ * to the monitor.
+ *
+ * @example
+ * import { forecast } from 'rxrnn/streams'
+ * days$.pipe(
+ *   forecast(model, { k1: 16, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 } }, {
+ *     input: (d) => [d.ret, d.range],
+ *     target: (next) => next.ret,
+ *   }),
+ * ).subscribe(({ prediction }) => console.log('tomorrow:', prediction[0]))
+ */
+export function forecast<T>(
+  modelOrTrainer: ModelOrTrainer,
+  trainerOptions: TrainerOptions | undefined,
+  options: ForecastOptions<T>,
+): OperatorFunction<T, ForecastResult<T>> {
+  const { monitor } = options
+  const scheduler = options.scheduler ?? asyncScheduler
+  return (source) =>
+    new Observable<ForecastResult<T>>((subscriber) => {
+      const previous = new Map<string, { id: number; event: T; target: ArrayLike<number> | null }>()
+      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
+        maxPending: 1,
+        ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+        ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+        onEvict: (key) => previous.delete(key),
+      })
+      let nextId = 0
+      return source.subscribe({
+        next(event) {
+          let key: string
+          let x: ArrayLike<number>
+          let prev: { id: number; event: T; target: ArrayLike<number> | null } | undefined
+          let target: number | ArrayLike<number> | undefined
+          try {
+            key = options.key ? options.key(event) : ''
+            prev = previous.get(key)
+            x = options.input(event)
+            target = prev ? options.target(event, prev.event) : undefined
+          } catch (userError) {
+            subscriber.error(userError)
+            return
+          }
+          let update: UpdateReport | undefined
+          if (prev && target !== undefined) {
+            try {
+              const joined = keyed.label(key, prev.id, target)
+              if (joined) {
+                update = joined.updates[0]
+                for (const u of joined.updates) monitor?.update(u, key)
+                if (joined.event.prediction)
+                  score(monitor, keyed.trainer, joined.event.prediction, target, prev.target)
+                prev.target = Array.from(targetVector(target))
+              }
+            } catch (error) {
+              try {
+                rejectEvent(monitor, error, event, key)
+              } catch (fatal) {
+                subscriber.error(fatal)
+                return
+              }
+            }
+          }
+          const id = nextId++
+          let prediction: FloatArray
+          try {
+            prediction = keyed.predict(key, id, x, scheduler.now()).prediction.slice()
+          } catch (error) {
+            try {
+              rejectEvent(monitor, error, event, key)
+            } catch (fatal) {
+              subscriber.error(fatal)
+            }
+            return
+          }
+          previous.set(key, { id, event, target: prev?.target ?? null })
+          monitor?.event()
+          const result: ForecastResult<T> = { key: key, event, prediction }
+          if (update) result.update = update
+          subscriber.next(result)
+        },
+        error: (e) => subscriber.error(e),
+        complete: () => subscriber.complete(),
+      })
+    })
+}

@@ -1,0 +1,141 @@
+import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
+import { asyncScheduler, Observable as RxObservable } from 'rxjs'
+import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } from '../../src/index.js'
+import { KeyedTrainer, RxrnnError } from '../../src/index.js'
+import type { Monitor } from '../monitor.js'
+import type { ModelOrTrainer } from './shared.js'
+import { rejectEvent, score, targetVector, trainerFor } from './shared.js'
+
+/** One event of a keyed stream: which stream it belongs to, its input, and its target when known. */
+export interface KeyedEvent {
+  key: string
+  x: ArrayLike<number>
+  target?: number | ArrayLike<number> | null
+}
+
+export interface KeyedResult {
+  key: string
+  /** Made before learning from this event's target. Yours to keep. */
+  prediction: FloatArray
+  update?: UpdateReport
+}
+
+export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPending'> {
+  /** Picks the key, x and target of an event; default: the event is a `KeyedEvent`. */
+  select?: (event: T) => KeyedEvent
+  /** Emits a key whose sequence ends: its hidden state and window are reset. */
+  reset$?: Observable<string>
+  /** How often idle keys are swept (when `idleMs` is set). Default: idleMs / 2. */
+  evictEveryMs?: number
+  monitor?: Monitor
+  /** Drives the eviction timer and the clock; tests pass a TestScheduler. */
+  scheduler?: SchedulerLike
+}
+
+/**
+ * Many streams, one model: events of many keys (sensors, symbols) learn into one shared model
+ * while each key keeps its own hidden state and TBPTT window. Keys idle for `idleMs` are
+ * evicted, at most `maxKeys` are held (least recently seen go first), and `reset$` ends one
+ * key's sequence. Per-subscription state: a second subscription has its own keys.
+ *
+ * @example
+ * import { learnByKey } from 'rxrnn/streams'
+ * ticks$.pipe(
+ *   map((t) => ({ key: t.symbol, x: [t.ret, t.volume], target: t.nextRet })),
+ *   learnByKey(model, { k1: 16, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 } }, { idleMs: 60_000 }),
+ * ).subscribe(({ key, prediction }) => console.log(key, prediction[0]))
+ */
+export function learnByKey<T = KeyedEvent>(
+  modelOrTrainer: ModelOrTrainer,
+  trainerOptions?: TrainerOptions,
+  options: LearnByKeyOptions<T> = {},
+): OperatorFunction<T, KeyedResult> {
+  const { monitor, reset$, select } = options
+  const scheduler = options.scheduler ?? asyncScheduler
+  return (source) =>
+    new RxObservable<KeyedResult>((subscriber) => {
+      // Persistence's forecast per key: the key's previous target.
+      const previousTargets = new Map<string, ArrayLike<number>>()
+      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
+        ...options,
+        onEvict: (key) => previousTargets.delete(key),
+      })
+      const countKeys = () => {
+        if (!monitor) return
+        monitor.keys = keyed.size
+        monitor.evicted = keyed.evicted
+      }
+      const evictEvery = options.evictEveryMs ?? (Number.isFinite(keyed.idleMs) ? keyed.idleMs / 2 : 0)
+      const sweep =
+        evictEvery > 0
+          ? scheduler.schedule(function (this: { schedule(state?: unknown, delay?: number): void }) {
+              keyed.evictIdle(scheduler.now())
+              countKeys()
+              this.schedule(undefined, evictEvery)
+            }, evictEvery)
+          : undefined
+      const resets = reset$?.subscribe({
+        next: (key) => {
+          keyed.reset(key)
+          previousTargets.delete(key)
+        },
+        error: (e) => subscriber.error(e),
+      })
+      const subscription = source.subscribe({
+        next(raw) {
+          let event: KeyedEvent
+          try {
+            event = select ? select(raw) : (raw as unknown as KeyedEvent)
+          } catch (userError) {
+            subscriber.error(userError)
+            return
+          }
+          let result: KeyedResult
+          try {
+            if (event === null || typeof event !== 'object') {
+              throw new RxrnnError('bad_input', 'Each event must be an object { key, x, target? }')
+            }
+            if (typeof event.key !== 'string' || event.key === '') {
+              throw new RxrnnError(
+                'missing_key',
+                'The event has no key: give each event a non-empty string key',
+              )
+            }
+            const { prediction, updates } = keyed.observe(event.key, event.x, event.target, scheduler.now())
+            result = { key: event.key, prediction: prediction.slice() }
+            if (updates.length > 0) result.update = updates[0]!
+          } catch (error) {
+            try {
+              rejectEvent(monitor, error, raw, typeof event?.key === 'string' ? event.key : undefined)
+            } catch (fatal) {
+              subscriber.error(fatal)
+            }
+            return
+          }
+          if (monitor) {
+            monitor.event()
+            if (event.target !== undefined && event.target !== null) {
+              score(
+                monitor,
+                keyed.trainer,
+                result.prediction,
+                event.target,
+                previousTargets.get(event.key) ?? null,
+              )
+              previousTargets.set(event.key, Array.from(targetVector(event.target)))
+            }
+            countKeys()
+            if (result.update) monitor.update(result.update, event.key)
+          }
+          subscriber.next(result)
+        },
+        error: (e) => subscriber.error(e),
+        complete: () => subscriber.complete(),
+      })
+      return () => {
+        subscription.unsubscribe()
+        resets?.unsubscribe()
+        sweep?.unsubscribe()
+      }
+    })
+}

@@ -1,0 +1,65 @@
+import type { FloatArray, Model, TrainerOptions } from '../../src/index.js'
+import { OnlineTrainer, RxrnnError } from '../../src/index.js'
+import type { Monitor } from '../monitor.js'
+
+/** A model (each subscription gets its own trainer and optimizer, sharing the weights) or a trainer to share. */
+export type ModelOrTrainer = Model | OnlineTrainer
+
+export function trainerFor(
+  modelOrTrainer: ModelOrTrainer,
+  options: TrainerOptions | undefined,
+): OnlineTrainer {
+  if (modelOrTrainer instanceof OnlineTrainer) return modelOrTrainer
+  if (!options) {
+    throw new RxrnnError(
+      'bad_config',
+      'Pass trainer options with a model, e.g. { k1: 8, loss: "mse", optimizer: { type: "adam", lr: 1e-3 } }',
+    )
+  }
+  return new OnlineTrainer(modelOrTrainer, options)
+}
+
+const warned = new Set<string>()
+
+/**
+ * Routes a refused event: to the monitor's errors$ when there is one, else one process warning
+ * per error code (so a bad feed is never silent, nor floods the log). Anything that is not a
+ * RxrnnError is a bug or user code failing, not bad data: it is rethrown for subscriber.error.
+ */
+export function rejectEvent(
+  monitor: Monitor | undefined,
+  error: unknown,
+  event: unknown,
+  key?: string,
+): void {
+  if (!(error instanceof RxrnnError)) throw error
+  if (monitor) {
+    monitor.reject(error, event, key)
+    return
+  }
+  if (!warned.has(error.code)) {
+    warned.add(error.code)
+    process.emitWarning(
+      `rxrnn skipped an event (${error.code}): ${error.message}. Pass a Monitor to see every refused event.`,
+    )
+  }
+}
+
+/** A target as a vector, for scoring. */
+export function targetVector(target: number | ArrayLike<number>): ArrayLike<number> {
+  return typeof target === 'number' ? [target] : target
+}
+
+/** Scores a prediction prequentially on the monitor: classification for cross-entropy, else regression. */
+export function score(
+  monitor: Monitor | undefined,
+  trainer: OnlineTrainer,
+  prediction: FloatArray,
+  target: number | ArrayLike<number>,
+  previousTarget: ArrayLike<number> | null,
+): void {
+  if (!monitor) return
+  if (trainer.loss.name === 'cross_entropy') {
+    monitor.scoreClassification(prediction, typeof target === 'number' ? target : target[0]!)
+  } else monitor.scoreRegression(prediction, targetVector(target), previousTarget)
+}
