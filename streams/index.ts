@@ -2,6 +2,9 @@
  * rxrnn/streams: RxJS operators over the core, the WebSocket + msgpack transport, feed
  * readers and the server.
  */
+
+export type { DecodeResult, FrameEncoding } from './codec.js'
+export { decodeClientFrame, decodeFrame, encodeFrame } from './codec.js'
 export type { ClassificationScores, RegressionScores } from './evaluation.js'
 export { ClassificationEvaluator, RegressionEvaluator, RollingMean } from './evaluation.js'
 export type { KeyedUpdate, MetricsSnapshot, RejectedEvent } from './monitor.js'
@@ -24,3 +27,17 @@ export { recurrent } from './operators/recurrent.js'
 export type { ModelOrTrainer } from './operators/shared.js'
 export type { StandardizeOptions } from './operators/standardize.js'
 export { standardize } from './operators/standardize.js'
+export * from './protocol.js'
+export type { RxrnnServer, ServeOptions } from './server.js'
+export { serve } from './server.js'
+export type { SinkStats, WebSocketSinkOptions } from './ws-sink.js'
+export { webSocketSink } from './ws-sink.js'
+export type {
+  ConnectionStats,
+  ReconnectOptions,
+  WebSocketConnection,
+  WebSocketConnectionOptions,
+  WebSocketSourceOptions,
+  WebSocketStatus,
+} from './ws-source.js'
+export { webSocketConnection, webSocketSource } from './ws-source.js'

@@ -1,0 +1,377 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { WebSocket } from 'ws'
+import { WebSocketServer } from 'ws'
+import type { ModelConfig, TrainerOptions, UpdateReport } from '../src/index.js'
+import { createModel, KeyedTrainer, Model, OnlineTrainer, RxrnnError } from '../src/index.js'
+import type { FrameEncoding } from './codec.js'
+import { decodeClientFrame, encodeFrame } from './codec.js'
+import { Monitor } from './monitor.js'
+import type { Channel, ClientFrame, MetricsFrame, ModelSummary, TickFrame } from './protocol.js'
+import { errorFrame, PROTOCOL_VERSION } from './protocol.js'
+
+/** Options of `serve`. */
+export interface ServeOptions {
+  /** The model, or a config to build one. */
+  model: Model | ModelConfig
+  trainer: TrainerOptions
+  /** Default 127.0.0.1: reachable from this machine only, unless you say otherwise. */
+  host?: string
+  /** Default 0 (any free port; read it from `server.port`). */
+  port?: number
+  /** When set, a connection must present it (`Authorization: Bearer …` or `?token=`); others get 401. */
+  token?: string
+  /** Largest frame accepted, in bytes; a larger one closes the connection with 1009. Default 1 MiB. */
+  maxPayload?: number
+  /** Keys held at most (least recently seen are evicted first). Default 100 000. */
+  maxKeys?: number
+  /** Keys unseen this long are evicted. Default: never. */
+  idleMs?: number
+  /** Bytes a connection may have unsent before frames to it are dropped (and counted). Default 4 MiB. */
+  maxBufferedBytes?: number
+  /** How often metrics frames go to subscribers. Default 1000 ms. */
+  metricsIntervalMs?: number
+  /** Serves extra HTTP routes (the dashboard); return false to fall through to 404. */
+  http?: (req: IncomingMessage, res: ServerResponse) => boolean
+  /** Log lines (connections, errors). Default: none. */
+  log?: (line: string) => void
+}
+
+/** A running server. */
+export interface RxrnnServer {
+  readonly host: string
+  readonly port: number
+  /** `ws://host:port` */
+  readonly url: string
+  readonly model: Model
+  readonly trainer: OnlineTrainer
+  readonly keyed: KeyedTrainer
+  readonly monitor: Monitor
+  /** The metrics frame subscribers get. */
+  metrics(): MetricsFrame
+  /** Closes every connection with `code` (default 1001, going away) and stops listening. */
+  close(code?: number): Promise<void>
+}
+
+interface Connection {
+  readonly socket: WebSocket
+  /** Encoding of the last frame received: replies use the encoding of the request. */
+  encoding: FrameEncoding
+  producer: boolean
+  channels: Set<Channel>
+  keys: Set<string> | null
+  dropped: number
+}
+
+/**
+ * Starts the streaming server: producers push ticks over WebSocket (binary msgpack or JSON
+ * text), the model learns online per key (shared weights, per-key hidden state and TBPTT
+ * window), every tick is answered with its prediction, and updates and metrics go to the
+ * connections that subscribe. See the README's protocol section for the frames.
+ *
+ * @example
+ * import { serve } from 'rxrnn/streams'
+ * const server = await serve({
+ *   model: { cell: 'gru', inputSize: 3, hiddenSize: 32, outputSize: 1 },
+ *   trainer: { k1: 16, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 },
+ *   port: 8080,
+ * })
+ * console.log(`listening on ${server.url}`)
+ */
+export async function serve(options: ServeOptions): Promise<RxrnnServer> {
+  const model = options.model instanceof Model ? options.model : createModel(options.model)
+  const trainer = new OnlineTrainer(model, options.trainer)
+  const keyed = new KeyedTrainer(trainer, {
+    ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+    ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+  })
+  const monitor = new Monitor()
+  const host = options.host ?? '127.0.0.1'
+  const maxPayload = options.maxPayload ?? 1 << 20
+  const maxBufferedBytes = options.maxBufferedBytes ?? 4 << 20
+  const log = options.log ?? (() => {})
+  const classification = trainer.loss.name === 'cross_entropy'
+  const expect = {
+    inputSize: model.config.inputSize,
+    outputSize: model.config.outputSize,
+    task: classification ? ('classification' as const) : ('regression' as const),
+    maxBytes: maxPayload,
+  }
+  const summary: ModelSummary = {
+    cell: model.config.cell,
+    inputSize: model.config.inputSize,
+    hiddenSize: model.config.hiddenSize,
+    numLayers: model.config.numLayers,
+    outputSize: model.config.outputSize,
+    dtype: model.config.dtype,
+    task: expect.task,
+    loss: trainer.loss.name,
+    k1: trainer.options.k1,
+    k2: trainer.options.k2,
+    optimizer: trainer.optimizer.config.type,
+    lr: trainer.optimizer.config.lr,
+    clipNorm: trainer.options.clipNorm ?? null,
+  }
+  const connections = new Set<Connection>()
+  const previousTargets = new Map<string, number[]>()
+  let dropped = 0
+
+  const send = (conn: Connection, frame: object, encoding: FrameEncoding = conn.encoding): void => {
+    // A slow reader never slows the model: past the byte budget its frames are dropped and counted.
+    if (conn.socket.bufferedAmount > maxBufferedBytes || conn.socket.readyState !== conn.socket.OPEN) {
+      conn.dropped++
+      dropped++
+      return
+    }
+    conn.socket.send(encodeFrame(frame, encoding))
+  }
+
+  const broadcast = (channel: Channel, key: string | null, frame: object): void => {
+    for (const conn of connections) {
+      if (!conn.channels.has(channel)) continue
+      if (key !== null && conn.keys && !conn.keys.has(key)) continue
+      send(conn, frame)
+    }
+  }
+
+  const onUpdate = (key: string, u: UpdateReport): void => {
+    monitor.update(u, key)
+    broadcast('updates', key, {
+      type: 'update',
+      key,
+      step: u.step,
+      update: u.update,
+      loss: u.loss,
+      gradNorm: u.gradNorm,
+      clippedGradNorm: u.clippedGradNorm,
+      clipped: u.clipped,
+      skipped: u.skipped,
+      clipRate: u.clipRate,
+      ...(u.gradientFlow ? { gradientFlow: u.gradientFlow } : {}),
+      ...(u.spectralRadius ? { spectralRadius: u.spectralRadius } : {}),
+    })
+  }
+
+  const onTick = (conn: Connection, tick: TickFrame): void => {
+    conn.producer = true
+    let prediction: number[]
+    try {
+      const { prediction: y, updates } = keyed.observe(tick.key, tick.x, tick.y ?? null)
+      prediction = Array.from(y)
+      monitor.event()
+      if (tick.y !== undefined && tick.y !== null) {
+        const target = typeof tick.y === 'number' ? [tick.y] : Array.from(tick.y)
+        if (classification) monitor.scoreClassification(prediction, target[0]!)
+        else monitor.scoreRegression(prediction, target, previousTargets.get(tick.key) ?? null)
+        previousTargets.set(tick.key, target)
+      }
+      for (const u of updates) onUpdate(tick.key, u)
+    } catch (error) {
+      if (!(error instanceof RxrnnError)) throw error
+      monitor.reject(error, tick, tick.key)
+      send(conn, errorFrame(error.code, error.message, tick.id))
+      return
+    }
+    const reply: { type: 'prediction'; key: string; id?: number; y: number[] } = {
+      type: 'prediction',
+      key: tick.key,
+      y: prediction,
+    }
+    if (tick.id !== undefined) reply.id = tick.id
+    send(conn, reply)
+    if (subscribedTo('predictions')) {
+      const shared =
+        tick.y === undefined
+          ? reply
+          : { ...reply, target: typeof tick.y === 'number' ? [tick.y] : Array.from(tick.y) }
+      for (const other of connections) {
+        if (other === conn || !other.channels.has('predictions')) continue
+        if (other.keys && !other.keys.has(tick.key)) continue
+        send(other, shared)
+      }
+    }
+  }
+
+  const subscribedTo = (channel: Channel): boolean => {
+    for (const c of connections) if (c.channels.has(channel)) return true
+    return false
+  }
+
+  const onFrame = (conn: Connection, frame: ClientFrame): void => {
+    switch (frame.type) {
+      case 'tick':
+        onTick(conn, frame)
+        return
+      case 'subscribe':
+        conn.channels = new Set(frame.channels)
+        conn.keys = frame.keys ? new Set(frame.keys) : null
+        send(conn, {
+          type: 'subscribed',
+          channels: frame.channels,
+          ...(frame.keys ? { keys: frame.keys } : {}),
+          ...(frame.id === undefined ? {} : { id: frame.id }),
+        })
+        if (conn.channels.has('metrics')) send(conn, metrics())
+        return
+      case 'unsubscribe':
+        conn.channels = new Set()
+        conn.keys = null
+        send(conn, { type: 'subscribed', channels: [] })
+        return
+      case 'reset':
+        keyed.reset(frame.key)
+        previousTargets.delete(frame.key)
+        return
+      case 'hello':
+        send(conn, {
+          type: 'welcome',
+          version: PROTOCOL_VERSION,
+          model: summary,
+          ...(frame.id === undefined ? {} : { id: frame.id }),
+        })
+        return
+    }
+  }
+
+  const metrics = (): MetricsFrame => {
+    const m = monitor.snapshot()
+    let producers = 0
+    let subscribers = 0
+    for (const c of connections) {
+      if (c.producer) producers++
+      if (c.channels.size > 0) subscribers++
+    }
+    const frame: MetricsFrame = {
+      type: 'metrics',
+      t: m.time,
+      events: m.events,
+      eventsPerSecond: m.eventsPerSecond,
+      loss: Number.isFinite(m.lossAverage) ? m.lossAverage : null,
+      gradNorm: Number.isFinite(m.gradNorm) ? m.gradNorm : null,
+      clipRate: m.updates > 0 ? m.clipRate : null,
+      skippedUpdates: m.skippedUpdates,
+      rejected: m.rejected,
+      dropped,
+      producers,
+      subscribers,
+      keys: keyed.size,
+      updates: m.updates,
+      evicted: keyed.evicted,
+    }
+    if (m.regression && m.regression.n > 0) {
+      frame.rmse = m.regression.rmse
+      frame.mae = m.regression.mae
+      frame.persistenceRmse = m.regression.persistenceRmse
+      frame.persistenceMae = m.regression.persistenceMae
+    }
+    if (m.classification && m.classification.n > 0) {
+      frame.accuracy = m.classification.accuracy
+      frame.logLoss = m.classification.logLoss
+    }
+    return frame
+  }
+
+  const authorized = (req: IncomingMessage): boolean => {
+    if (options.token === undefined) return true
+    const header = req.headers.authorization
+    if (header === `Bearer ${options.token}`) return true
+    const query = new URL(req.url ?? '/', 'http://localhost').searchParams.get('token')
+    return query === options.token
+  }
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false })
+  const http = createServer((req, res) => {
+    if (options.http?.(req, res)) return
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('rxrnn: connect with WebSocket\n')
+  })
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!authorized(req)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      log(`refused a connection from ${req.socket.remoteAddress}: wrong or missing token`)
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+  })
+  wss.on('connection', (socket: WebSocket) => {
+    const conn: Connection = {
+      socket,
+      encoding: 'msgpack',
+      producer: false,
+      channels: new Set(),
+      keys: null,
+      dropped: 0,
+    }
+    connections.add(conn)
+    socket.on('message', (data, isBinary) => {
+      const decoded = decodeClientFrame(data as Buffer, isBinary, expect)
+      conn.encoding = decoded.encoding
+      if (!decoded.ok) {
+        monitor.reject(new RxrnnError(decoded.error.code, decoded.error.message), data)
+        send(conn, decoded.error)
+        return
+      }
+      try {
+        onFrame(conn, decoded.frame)
+      } catch (error) {
+        log(
+          `internal error on a ${decoded.frame.type} frame: ${error instanceof Error ? error.stack : error}`,
+        )
+        send(conn, errorFrame('internal', 'The server failed on this frame; it goes on. Please report this.'))
+      }
+    })
+    socket.on('error', (error) => log(`connection error: ${error.message}`))
+    socket.on('close', () => connections.delete(conn))
+  })
+
+  const metricsTimer = setInterval(() => {
+    if (subscribedTo('metrics')) broadcast('metrics', null, metrics())
+  }, options.metricsIntervalMs ?? 1000)
+  metricsTimer.unref()
+  const evictTimer =
+    options.idleMs === undefined
+      ? undefined
+      : setInterval(
+          () => {
+            for (const key of keyed.evictIdle()) previousTargets.delete(key)
+          },
+          Math.max(100, options.idleMs / 2),
+        )
+  evictTimer?.unref()
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(options.port ?? 0, host, () => {
+      http.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (http.address() as AddressInfo).port
+  const urlHost = host.includes(':') ? `[${host}]` : host
+
+  return {
+    host,
+    port,
+    url: `ws://${urlHost}:${port}`,
+    model,
+    trainer,
+    keyed,
+    monitor,
+    metrics,
+    close(code = 1001) {
+      clearInterval(metricsTimer)
+      if (evictTimer) clearInterval(evictTimer)
+      for (const conn of connections) conn.socket.close(code, 'server shutting down')
+      return new Promise<void>((resolve) => {
+        wss.close()
+        http.close(() => resolve())
+        // Peers that do not answer the close handshake are cut after a grace period.
+        setTimeout(() => {
+          for (const conn of connections) conn.socket.terminate()
+          http.closeAllConnections()
+        }, 1000).unref()
+      })
+    },
+  }
+}
