@@ -1,8 +1,10 @@
 import type { FloatArray } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import { decodeSnapshot, encodeSnapshot, field, restoreArray } from './snapshot.js'
 import type { RecurrentState } from './state.js'
-import type { OnlineTrainer, UpdateReport } from './trainer.js'
+import type { UpdateReport } from './trainer.js'
+import { OnlineTrainer } from './trainer.js'
 import { copyFiniteVector } from './validate.js'
 import type { SequenceWindow } from './window.js'
 
@@ -222,14 +224,65 @@ export class KeyedTrainer {
     return evicted
   }
 
+  /**
+   * The shared trainer and every key's state (hidden state, window, waiting events) as bytes;
+   * `KeyedTrainer.fromSnapshot` resumes them exactly.
+   */
+  snapshot(): Uint8Array {
+    const keys = [...this.entries.values()].map((e) => ({
+      key: e.key,
+      sequence: e.sequence.exportState(),
+      live: e.live?.data.slice() ?? null,
+      pending: e.pending.map((p) => ({ id: p.id, x: p.x, target: p.target, prediction: p.prediction })),
+      lastSeen: e.lastSeen,
+    }))
+    return encodeSnapshot('keyed-trainer', {
+      trainer: this.trainer.exportState(),
+      options: { maxKeys: this.maxKeys, idleMs: this.idleMs, maxPending: this.maxPending },
+      keys,
+      evicted: this.evicted,
+      expiredLabels: this.expiredLabels,
+    })
+  }
+
+  /** Resumes `snapshot()`'s bytes; `onEvict` is not saved, pass it again. */
+  static fromSnapshot(bytes: Uint8Array, options: Pick<KeyedTrainerOptions, 'onEvict'> = {}): KeyedTrainer {
+    const body = decodeSnapshot(bytes, 'keyed-trainer')
+    const isObject = (v: unknown) => v !== null && typeof v === 'object'
+    const trainer = OnlineTrainer.fromState(field(body, 'trainer', isObject, 'a trainer'))
+    const saved = field<KeyedTrainerOptions>(body, 'options', isObject, 'keyed options')
+    const keyed = new KeyedTrainer(trainer, { ...saved, ...options })
+    const keys = field<Record<string, unknown>[]>(body, 'keys', Array.isArray, 'a list of keys')
+    for (const k of keys) {
+      if (
+        !isObject(k) ||
+        typeof k.key !== 'string' ||
+        typeof k.lastSeen !== 'number' ||
+        !Array.isArray(k.pending)
+      ) {
+        throw new RxrnnError('bad_snapshot', 'Cannot restore this snapshot: a key entry is malformed')
+      }
+      const entry = keyed.touch(k.key, k.lastSeen)
+      entry.sequence.importState(field(k, 'sequence', isObject, 'a window'))
+      if (entry.live) restoreArray(entry.live.data, k.live, `keys[${k.key}].live`)
+      for (const p of k.pending as PendingEvent[]) entry.pending.push({ ...p })
+    }
+    keyed.evicted = field<number>(body, 'evicted', Number.isInteger, 'an integer')
+    keyed.expiredLabels = field<number>(body, 'expiredLabels', Number.isInteger, 'an integer')
+    return keyed
+  }
+
   /** Bytes of typed-array memory one key holds. */
   bytesPerKey(): number {
     const seq = this.trainer.createSequence({ storeActivations: false })
     const bytes = seq.slots[0]!.x.buffer.byteLength
     const live = this.maxPending > 0 ? this.trainer.model.initialState().data.byteLength : 0
     const c = this.trainer.model.config
+    // A waiting event keeps its x, its target and a copy of its prediction.
     const pending =
-      this.maxPending * (c.inputSize + this.trainer.loss.targetSize) * (c.dtype === 'float64' ? 8 : 4)
+      this.maxPending *
+      (c.inputSize + this.trainer.loss.targetSize + c.outputSize) *
+      (c.dtype === 'float64' ? 8 : 4)
     return bytes + live + pending
   }
 
@@ -239,8 +292,8 @@ export class KeyedTrainer {
       // Re-insert so the Map stays ordered by last use (for LRU and idle eviction).
       this.entries.delete(key)
     } else {
-      if (typeof key !== 'string' || key.length === 0)
-        throw new RxrnnError('missing_key', 'key must be a non-empty string')
+      // '' is a key like any other: the single-series operators (forecast, learnWithLabels) use it.
+      if (typeof key !== 'string') throw new RxrnnError('missing_key', 'key must be a string')
       entry = {
         key,
         sequence: this.trainer.createSequence({ storeActivations: false }),

@@ -1,4 +1,5 @@
 import { clipByGlobalNorm, clipByValue, globalNorm } from './clip.js'
+import type { ModelConfig } from './config.js'
 import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
@@ -7,9 +8,11 @@ import type { LayerMasks } from './layer.js'
 import type { Loss } from './losses.js'
 import { createLoss } from './losses.js'
 import type { Model } from './model.js'
+import { createModel } from './model.js'
 import type { Optimizer } from './optimizers.js'
 import { createOptimizer } from './optimizers.js'
 import { Rng } from './rng.js'
+import { decodeSnapshot, encodeSnapshot, field, restoreArray } from './snapshot.js'
 import type { RecurrentState } from './state.js'
 import type { ResolvedTrainerOptions, TrainerOptions } from './trainer-options.js'
 import { resolveTrainerOptions } from './trainer-options.js'
@@ -171,6 +174,95 @@ export class OnlineTrainer {
       },
       this.ArrayType,
     )
+  }
+
+  /**
+   * Everything this trainer is, as msgpack bytes: config, weights, optimizer state, hidden
+   * state, TBPTT window, random generator, counters, format version and a checksum.
+   * `OnlineTrainer.fromSnapshot` resumes it exactly: the same next events give bit-identical
+   * predictions and updates, even when taken mid-window.
+   *
+   * @example
+   * writeFileSync('model.rxrnn', trainer.snapshot())
+   * const resumed = OnlineTrainer.fromSnapshot(readFileSync('model.rxrnn'))
+   */
+  snapshot(): Uint8Array {
+    return encodeSnapshot('trainer', this.exportState())
+  }
+
+  /** A trainer (with its own model) from `snapshot()`'s bytes; refuses damaged or foreign bytes with RxrnnError('bad_snapshot'). */
+  static fromSnapshot(bytes: Uint8Array): OnlineTrainer {
+    return OnlineTrainer.fromState(decodeSnapshot(bytes, 'trainer'))
+  }
+
+  /** @internal The snapshot body (shared by the keyed trainer's snapshot). */
+  exportState(): Record<string, unknown> {
+    const o = this.options
+    const options: TrainerOptions = {
+      k1: o.k1,
+      k2: o.k2,
+      loss: o.loss,
+      huberDelta: o.huberDelta,
+      optimizer: { ...this.optimizer.config },
+      diagnosticsEvery: o.diagnosticsEvery,
+      dropout: { input: o.inputDropout, recurrent: o.recurrentDropout },
+      ...(o.clipNorm === undefined ? {} : { clipNorm: o.clipNorm }),
+      ...(o.clipValue === undefined ? {} : { clipValue: o.clipValue }),
+      ...(o.seed === undefined ? {} : { seed: o.seed }),
+      ...(o.rollback === undefined ? {} : { rollback: o.rollback }),
+    }
+    return {
+      model: this.model.config,
+      options,
+      params: this.model.params.values.slice(),
+      optimizer: {
+        t: this.optimizer.t,
+        state: Object.fromEntries(Object.entries(this.optimizer.state).map(([k, v]) => [k, v.slice()])),
+      },
+      rng: this.rng.getState(),
+      sequence: this.sequence.exportState(),
+      clipHistory: this.clipHistory.slice(),
+      updatesSeen: this.updatesSeen,
+      lossAverage: this.lossAverage,
+      good: this.goodParams
+        ? { params: this.goodParams.slice(), state: this.goodOptimizerState, t: this.goodOptimizerT }
+        : null,
+    }
+  }
+
+  /** @internal */
+  static fromState(body: Record<string, unknown>): OnlineTrainer {
+    const isObject = (v: unknown) => v !== null && typeof v === 'object'
+    const config = field<ModelConfig>(body, 'model', isObject, 'a model config')
+    const options = field<TrainerOptions>(body, 'options', isObject, 'trainer options')
+    const trainer = new OnlineTrainer(createModel(config), options)
+    restoreArray(trainer.model.params.values, body.params, 'params')
+    const opt = field<{ t: unknown; state: Record<string, unknown> }>(
+      body,
+      'optimizer',
+      isObject,
+      'optimizer state',
+    )
+    if (typeof opt.t !== 'number' || !Number.isInteger(opt.t) || opt.t < 0 || !isObject(opt.state)) {
+      throw new RxrnnError('bad_snapshot', 'Cannot restore this snapshot: optimizer state is malformed')
+    }
+    for (const [k, v] of Object.entries(trainer.optimizer.state))
+      restoreArray(v, opt.state[k], `optimizer.${k}`)
+    trainer.optimizer.t = opt.t
+    const rng = field<number[]>(body, 'rng', (v) => Array.isArray(v) && v.length === 5, 'a generator state')
+    trainer.rng.setState(rng)
+    trainer.sequence.importState(field(body, 'sequence', isObject, 'a window'))
+    restoreArray(trainer.clipHistory, body.clipHistory, 'clipHistory')
+    trainer.updatesSeen = field<number>(body, 'updatesSeen', Number.isInteger, 'an integer')
+    trainer.lossAverage = field<number>(body, 'lossAverage', (v) => typeof v === 'number', 'a number')
+    const good = body.good as { params: unknown; state: Record<string, unknown>; t: number } | null
+    if (trainer.goodParams && good) {
+      restoreArray(trainer.goodParams, good.params, 'good.params')
+      for (const [k, v] of Object.entries(trainer.goodOptimizerState!))
+        restoreArray(v, good.state?.[k], `good.${k}`)
+      trainer.goodOptimizerT = good.t
+    }
+    return trainer
   }
 
   /** The hidden state after the latest step. */

@@ -1,5 +1,7 @@
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
+import { RxrnnError } from './errors.js'
 import type { LayerMasks } from './layer.js'
+import { restoreArray } from './snapshot.js'
 import { RecurrentState } from './state.js'
 
 /** Sizes a window needs, from the model and the trainer options. */
@@ -59,6 +61,8 @@ export class SequenceWindow {
   readonly windowMasks: readonly (LayerMasks | null)[]
   /** Deterministic inference state, kept apart from the training trajectory when dropout or zoneout randomise it. */
   readonly cleanState: RecurrentState | null
+  /** Every slot's floats, in one buffer. */
+  readonly buffer: FloatArray
 
   constructor(
     readonly layout: WindowLayout,
@@ -80,6 +84,7 @@ export class SequenceWindow {
     )
     const perSlot = L.inputSize + L.targetSize + stateFloats + cacheFloats + yFloats + maskFloats
     const buffer = new ArrayType(perSlot * cap)
+    this.buffer = buffer
     let offset = 0
     const take = (n: number): FloatArray => buffer.subarray(offset, (offset += n))
     const slots: Slot[] = []
@@ -120,6 +125,61 @@ export class SequenceWindow {
   /** The current hidden state (after the newest step). */
   get state(): RecurrentState {
     return this.slots[this.newest]!.stateOf
+  }
+
+  /** Everything needed to resume this window exactly (typed arrays are copies). */
+  exportState(): Record<string, unknown> {
+    return {
+      newest: this.newest,
+      filled: this.filled,
+      sinceUpdate: this.sinceUpdate,
+      observed: this.observed,
+      buffer: this.buffer.slice(),
+      hasTarget: Uint8Array.from(this.slots, (s) => (s.hasTarget ? 1 : 0)),
+      windowMasks: this.windowMasks.map((m) => (m ? [m.x?.slice() ?? null, m.h?.slice() ?? null] : null)),
+      cleanState: this.cleanState?.data.slice() ?? null,
+    }
+  }
+
+  /** Restores `exportState`'s output into this (same layout) window. */
+  importState(saved: Record<string, unknown>): void {
+    const int = (name: string, max: number): number => {
+      const v = saved[name]
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+        throw new RxrnnError(
+          'bad_snapshot',
+          `Cannot restore this snapshot: window.${name} is ${JSON.stringify(v)}`,
+        )
+      }
+      return v
+    }
+    const newest = int('newest', this.capacity - 1)
+    const filled = int('filled', this.layout.k2)
+    const sinceUpdate = int('sinceUpdate', this.layout.k2)
+    const observed = int('observed', Number.MAX_SAFE_INTEGER)
+    restoreArray(this.buffer, saved.buffer, 'window.buffer')
+    const hasTarget = new Uint8Array(this.capacity)
+    restoreArray(hasTarget, saved.hasTarget, 'window.hasTarget')
+    const masks = saved.windowMasks
+    if (!Array.isArray(masks) || masks.length !== this.windowMasks.length) {
+      throw new RxrnnError(
+        'bad_snapshot',
+        'Cannot restore this snapshot: window.windowMasks does not fit this model',
+      )
+    }
+    this.windowMasks.forEach((m, l) => {
+      const pair = masks[l] as [unknown, unknown] | null
+      if (m?.x) restoreArray(m.x, pair?.[0], `window.windowMasks[${l}].x`)
+      if (m?.h) restoreArray(m.h, pair?.[1], `window.windowMasks[${l}].h`)
+    })
+    if (this.cleanState) restoreArray(this.cleanState.data, saved.cleanState, 'window.cleanState')
+    this.slots.forEach((slot, i) => {
+      slot.hasTarget = hasTarget[i] === 1
+    })
+    this.newest = newest
+    this.filled = filled
+    this.sinceUpdate = sinceUpdate
+    this.observed = observed
   }
 
   /** A sequence boundary: zero state, empty window. */
