@@ -4,7 +4,7 @@ import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.j
 import { KeyedTrainer } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, targetVector, trainerFor } from './shared.js'
+import { rejectEvent, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
 
 export interface ForecastOptions<T> {
   /** The model's input for an event. */
@@ -63,8 +63,11 @@ export function forecast<T>(
         onEvict: (key) => previous.delete(key),
       })
       let nextId = 0
-      return source.subscribe({
+      const sweep = sweepIdleKeys(keyed, scheduler)
+      const subscription = source.subscribe({
         next(event) {
+          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
+          if (subscriber.closed) return
           let key: string
           let x: ArrayLike<number>
           let prev: { id: number; event: T; target: ArrayLike<number> | null } | undefined
@@ -119,5 +122,9 @@ export function forecast<T>(
         error: (e) => subscriber.error(e),
         complete: () => subscriber.complete(),
       })
+      return () => {
+        subscription.unsubscribe()
+        sweep?.unsubscribe()
+      }
     })
 }

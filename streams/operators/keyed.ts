@@ -4,7 +4,7 @@ import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } fr
 import { KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, targetVector, trainerFor } from './shared.js'
+import { rejectEvent, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
 
 /** One event of a keyed stream: which stream it belongs to, its input, and its target when known. */
 export interface KeyedEvent {
@@ -65,15 +65,7 @@ export function learnByKey<T = KeyedEvent>(
         monitor.keys = keyed.size
         monitor.evicted = keyed.evicted
       }
-      const evictEvery = options.evictEveryMs ?? (Number.isFinite(keyed.idleMs) ? keyed.idleMs / 2 : 0)
-      const sweep =
-        evictEvery > 0
-          ? scheduler.schedule(function (this: { schedule(state?: unknown, delay?: number): void }) {
-              keyed.evictIdle(scheduler.now())
-              countKeys()
-              this.schedule(undefined, evictEvery)
-            }, evictEvery)
-          : undefined
+      const sweep = sweepIdleKeys(keyed, scheduler, options.evictEveryMs, countKeys)
       const resets = reset$?.subscribe({
         next: (key) => {
           keyed.reset(key)
@@ -83,6 +75,8 @@ export function learnByKey<T = KeyedEvent>(
       })
       const subscription = source.subscribe({
         next(raw) {
+          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
+          if (subscriber.closed) return
           let event: KeyedEvent
           try {
             event = select ? select(raw) : (raw as unknown as KeyedEvent)

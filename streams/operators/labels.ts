@@ -4,7 +4,7 @@ import type { FloatArray, TrainerOptions } from '../../src/index.js'
 import { KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, trainerFor } from './shared.js'
+import { rejectEvent, score, sweepIdleKeys, trainerFor } from './shared.js'
 
 /** An event whose label comes later, under the same id. */
 export interface UnlabelledEvent {
@@ -62,10 +62,15 @@ export function learnWithLabels(
         ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
         ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
       })
+      const sweep = sweepIdleKeys(keyed, scheduler)
       const labels = options.labels$.subscribe({
         next(label) {
+          if (subscriber.closed) return
           try {
-            const key = label?.key ?? ''
+            if (label === null || typeof label !== 'object') {
+              throw new RxrnnError('bad_target', 'Each label must be an object { id, target, key? }')
+            }
+            const key = label.key ?? ''
             const joined = keyed.label(key, label.id, label.target)
             if (!joined) {
               throw new RxrnnError(
@@ -88,6 +93,8 @@ export function learnWithLabels(
       })
       const events = source.subscribe({
         next(event) {
+          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
+          if (subscriber.closed) return
           let result: LabelledPrediction
           try {
             if (event === null || typeof event !== 'object' || typeof event.id !== 'number') {
@@ -113,6 +120,7 @@ export function learnWithLabels(
       return () => {
         events.unsubscribe()
         labels.unsubscribe()
+        sweep?.unsubscribe()
       }
     })
 }

@@ -52,12 +52,16 @@ export function learn(
       let previousTarget: ArrayLike<number> | null = null
       return source.subscribe({
         next(event) {
+          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
+          if (subscriber.closed) return
           let result: LearnResult
           try {
             if (event === null || typeof event !== 'object') {
               throw new RxrnnError('bad_input', 'Each event must be an object { x, target? }')
             }
             if (event.reset) {
+              // A refused event must not reset the sequence either.
+              trainer.check(event.x, event.target)
               trainer.reset()
               previousTarget = null
             }

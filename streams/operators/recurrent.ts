@@ -35,6 +35,8 @@ export function recurrent(
       })
       const subscription = source.subscribe({
         next(x) {
+          // A synchronous source goes on after an error or a downstream unsubscribe: step nothing more.
+          if (subscriber.closed) return
           let y: FloatArray
           try {
             y = model.step(x, state)

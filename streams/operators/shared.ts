@@ -1,4 +1,5 @@
-import type { FloatArray, Model, TrainerOptions } from '../../src/index.js'
+import type { SchedulerAction, SchedulerLike, Subscription } from 'rxjs'
+import type { FloatArray, KeyedTrainer, Model, TrainerOptions } from '../../src/index.js'
 import { OnlineTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 
@@ -62,4 +63,23 @@ export function score(
   if (trainer.loss.name === 'cross_entropy') {
     monitor.scoreClassification(prediction, typeof target === 'number' ? target : target[0]!)
   } else monitor.scoreRegression(prediction, targetVector(target), previousTarget)
+}
+
+/**
+ * Evicts `keyed`'s idle keys every `everyMs` on `scheduler` (by default every idleMs / 2; never
+ * when idleMs is not set), calling `after` once per sweep. Unsubscribe to stop.
+ */
+export function sweepIdleKeys(
+  keyed: KeyedTrainer,
+  scheduler: SchedulerLike,
+  everyMs?: number,
+  after?: () => void,
+): Subscription | undefined {
+  const every = everyMs ?? (Number.isFinite(keyed.idleMs) ? keyed.idleMs / 2 : 0)
+  if (!(every > 0)) return undefined
+  return scheduler.schedule(function (this: SchedulerAction<undefined>) {
+    keyed.evictIdle(scheduler.now())
+    after?.()
+    this.schedule(undefined, every)
+  }, every)
 }

@@ -31,6 +31,8 @@ export function standardize(
       const scaler = options.scaler ?? new OnlineScaler(size)
       return source.subscribe({
         next(x) {
+          // A synchronous source goes on after an error or a downstream unsubscribe: fold nothing more.
+          if (subscriber.closed) return
           try {
             scaler.update(x)
           } catch (error) {

@@ -116,14 +116,16 @@ describe('keyed trainer snapshots', () => {
     const keyed = new KeyedTrainer(new OnlineTrainer(model, { ...options, dropout: {} }), { maxKeys: 10 })
     const evs = events(60, 3)
     const keyOf = (t: number) => `k${t % 3}`
-    evs.slice(0, 25).forEach((e, t) => keyed.observe(keyOf(t), e.x, e.target, t))
+    evs.slice(0, 25).forEach((e, t) => {
+      keyed.observe(keyOf(t), e.x, e.target, t)
+    })
     const resumed = KeyedTrainer.fromSnapshot(keyed.snapshot())
     expect([...resumed.keys()]).toEqual([...keyed.keys()])
-    const after = (k: KeyedTrainer) =>
+    const continueWith = (k: KeyedTrainer) =>
       evs.slice(25).map((e, i) => {
         const { prediction, updates } = k.observe(keyOf(25 + i), e.x, e.target, 25 + i)
         return [Array.from(prediction), updates.map((u) => u.loss)]
       })
-    expect(after(resumed)).toEqual(after(keyed))
+    expect(continueWith(resumed)).toEqual(continueWith(keyed))
   })
 })
