@@ -275,7 +275,7 @@ export class OnlineTrainer {
    * A step without `target` adds no loss. Throws RxrnnError ('bad_input' / 'bad_target')
    * before touching any state when x or target is malformed or not finite.
    */
-  observe(x: ArrayLike<number>, target?: number | ArrayLike<number>): Observation {
+  observe(x: ArrayLike<number>, target?: number | ArrayLike<number> | null): Observation {
     const { prediction, update } = this.observeSequence(this.sequence, x, target)
     return update ? { prediction: prediction.slice(), update } : { prediction: prediction.slice() }
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import type { UpdateReport } from '../../src/index.js'
 import { createModel, OnlineTrainer } from '../../src/index.js'
 import type { ReferenceCase } from '../helpers/reference.js'
 import { flat, loadReferenceCases, loadReferenceWeights, maxRelativeError } from '../helpers/reference.js'
@@ -28,7 +29,7 @@ describe('online TBPTT matches PyTorch', () => {
     for (const dtype of ['float32', 'float64'] as const) {
       it(`${c.name} in ${dtype}: predictions, losses, gradient norms, clipping, final weights`, () => {
         const { model, trainer } = trainerFor(c, dtype)
-        const updates = []
+        const updates: UpdateReport[] = []
         c.x.forEach((x, t) => {
           const { prediction, update } = trainer.observe(x, c.target![t]!)
           expect(maxRelativeError(prediction, c.predictions![t]!), `prediction ${t}`).toBeLessThan(
