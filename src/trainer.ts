@@ -400,9 +400,13 @@ export class OnlineTrainer {
     }
     this.backward(entering, n, scale, true)
     const loss = lossSum * scale
+    // Diagnose before the step, so the probe's Jacobians use the weights the gradient was taken at.
+    const diagnostics =
+      o.diagnosticsEvery > 0 && (this.updatesSeen + 1) % o.diagnosticsEvery === 0
+        ? this.diagnose(entering, n, scale)
+        : null
     const report = this.applyGradients(seq, loss, lossSteps, n)
-    if (o.diagnosticsEvery > 0 && this.updatesSeen % o.diagnosticsEvery === 0)
-      this.diagnose(report, entering, n, scale)
+    if (diagnostics) Object.assign(report, diagnostics)
     return report
   }
 
@@ -503,11 +507,16 @@ export class OnlineTrainer {
     if (diverged) {
       report.skipped = true
       report.reason = diverged
-      if (o.rollback && Number.isFinite(gradNorm) === false) {
-        // Non-finite gradients never reach the weights, so there is nothing to roll back.
-      } else if (o.rollback && diverged.startsWith('loss')) {
+      // Weights that already make the loss blow up are not trusted either: back to the last good copy.
+      if (o.rollback) {
         this.restoreGoodWeights()
         report.rolledBack = true
+        report.reason += '; rolled back to the last good weights'
+      }
+      // A state that overflowed would poison every later window: start this sequence afresh.
+      if (!allFinite(seq.state.data)) {
+        seq.reset()
+        report.reason += '; the hidden state was not finite and was reset'
       }
       this.recordClip(report, false)
       return report
@@ -539,7 +548,7 @@ export class OnlineTrainer {
     if (!Number.isFinite(loss)) return `non-finite loss (${loss}); update skipped, weights unchanged`
     const rb = this.options.rollback
     if (rb && this.lossAverage > 0 && loss > rb.lossFactor * this.lossAverage) {
-      return `loss ${loss.toPrecision(4)} is over ${rb.lossFactor}× the running loss ${this.lossAverage.toPrecision(4)}: diverging; rolled back to the last good weights`
+      return `loss ${loss.toPrecision(4)} is over ${rb.lossFactor}× the running loss ${this.lossAverage.toPrecision(4)}: diverging`
     }
     return null
   }
@@ -566,20 +575,32 @@ export class OnlineTrainer {
   }
 
   /** Gradient flow of the newest step's loss back through the window, and spectral radii. */
-  private diagnose(report: UpdateReport, entering: Slot, n: number, scale: number): void {
+  private diagnose(
+    entering: Slot,
+    n: number,
+    scale: number,
+  ): Pick<UpdateReport, 'gradientFlow' | 'spectralRadius'> {
+    const result: Pick<UpdateReport, 'gradientFlow' | 'spectralRadius'> = {}
     const newest = this.trajectory[n - 1]!
     if (newest.hasTarget) {
       this.probeNorms.fill(0)
       this.backward(entering, n, scale, false)
       const norms = Array.from(this.probeNorms.subarray(0, n))
-      report.gradientFlow = { norms, logGainPerStep: fitLogGain(norms) }
+      result.gradientFlow = { norms, logGainPerStep: fitLogGain(norms) }
     }
     const H = this.model.config.hiddenSize
-    const block = this.model.config.cell === 'lstm' ? 2 : this.model.config.cell === 'gru' ? 2 : 0
-    report.spectralRadius = this.model.layers.map((layer) =>
+    // The block that carries h into the new content: g (rows 2H..3H) for the LSTM, n for the GRU.
+    const block = this.model.config.cell === 'lstm' || this.model.config.cell === 'gru' ? 2 : 0
+    result.spectralRadius = this.model.layers.map((layer) =>
       spectralRadius(layer.wHh, H, block * H, this.powerScratch),
     )
+    return result
   }
+}
+
+function allFinite(values: FloatArray): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return false
+  return true
 }
 
 /** dH[0:H] += Wᵀ·dY without touching the head's gradients. */

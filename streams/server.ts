@@ -6,6 +6,7 @@ import type { WebSocket } from 'ws'
 import { WebSocketServer } from 'ws'
 import type { ModelConfig, TrainerOptions, UpdateReport } from '../src/index.js'
 import { createModel, KeyedTrainer, Model, OnlineTrainer, RxrnnError } from '../src/index.js'
+import { readCheckpoint, writeFileAtomic } from './checkpoint.js'
 import type { FrameEncoding } from './codec.js'
 import { decodeClientFrame, encodeFrame } from './codec.js'
 import { Monitor } from './monitor.js'
@@ -35,6 +36,11 @@ export interface ServeOptions {
   metricsIntervalMs?: number
   /** Serves extra HTTP routes (the dashboard); return false to fall through to 404. */
   http?: (req: IncomingMessage, res: ServerResponse) => boolean
+  /**
+   * Crash recovery: resume from `path` when it exists, write a checkpoint there every `everyMs`
+   * (atomically: a crash leaves the last good one) and a final one on close.
+   */
+  checkpoint?: { path: string; everyMs: number }
   /** Log lines (connections, errors). Default: none. */
   log?: (line: string) => void
 }
@@ -51,7 +57,9 @@ export interface RxrnnServer {
   readonly monitor: Monitor
   /** The metrics frame subscribers get. */
   metrics(): MetricsFrame
-  /** Closes every connection with `code` (default 1001, going away) and stops listening. */
+  /** Writes a checkpoint now (when configured); resolves when it is safely on disk. */
+  checkpoint(): Promise<void>
+  /** Closes every connection with `code` (default 1001, going away), writes a final checkpoint and stops listening. */
   close(code?: number): Promise<void>
 }
 
@@ -81,17 +89,30 @@ interface Connection {
  * console.log(`listening on ${server.url}`)
  */
 export async function serve(options: ServeOptions): Promise<RxrnnServer> {
-  const model = options.model instanceof Model ? options.model : createModel(options.model)
-  const trainer = new OnlineTrainer(model, options.trainer)
-  const keyed = new KeyedTrainer(trainer, {
-    ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
-    ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
-  })
+  const log = options.log ?? (() => {})
+  const previousTargets = new Map<string, number[]>()
+  const onEvict = (key: string) => previousTargets.delete(key)
+  const saved = options.checkpoint ? readCheckpoint(options.checkpoint.path) : null
+  let keyed: KeyedTrainer
+  if (saved) {
+    keyed = KeyedTrainer.fromSnapshot(saved, { onEvict })
+    log(
+      `resumed from ${options.checkpoint!.path}: ${keyed.size} keys, ${keyed.trainer.optimizer.t} updates learned`,
+    )
+  } else {
+    const model = options.model instanceof Model ? options.model : createModel(options.model)
+    keyed = new KeyedTrainer(new OnlineTrainer(model, options.trainer), {
+      ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+      ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+      onEvict,
+    })
+  }
+  const trainer = keyed.trainer
+  const model = trainer.model
   const monitor = new Monitor()
   const host = options.host ?? '127.0.0.1'
   const maxPayload = options.maxPayload ?? 1 << 20
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 << 20
-  const log = options.log ?? (() => {})
   const classification = trainer.loss.name === 'cross_entropy'
   const expect = {
     inputSize: model.config.inputSize,
@@ -115,7 +136,6 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     clipNorm: trainer.options.clipNorm ?? null,
   }
   const connections = new Set<Connection>()
-  const previousTargets = new Map<string, number[]>()
   let dropped = 0
 
   const send = (conn: Connection, frame: object, encoding: FrameEncoding = conn.encoding): void => {
@@ -340,6 +360,22 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
         )
   evictTimer?.unref()
 
+  let writing: Promise<void> = Promise.resolve()
+  const checkpoint = (): Promise<void> => {
+    const target = options.checkpoint
+    if (!target) return Promise.resolve()
+    // The snapshot is taken now, synchronously, so it is one consistent state; writes queue up.
+    const bytes = keyed.snapshot()
+    writing = writing
+      .then(() => writeFileAtomic(target.path, bytes))
+      .catch((error) =>
+        log(`checkpoint to ${target.path} failed: ${error instanceof Error ? error.message : error}`),
+      )
+    return writing
+  }
+  const checkpointTimer = options.checkpoint ? setInterval(checkpoint, options.checkpoint.everyMs) : undefined
+  checkpointTimer?.unref()
+
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject)
     http.listen(options.port ?? 0, host, () => {
@@ -359,13 +395,16 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     keyed,
     monitor,
     metrics,
+    checkpoint,
     close(code = 1001) {
       clearInterval(metricsTimer)
       if (evictTimer) clearInterval(evictTimer)
+      if (checkpointTimer) clearInterval(checkpointTimer)
       for (const conn of connections) conn.socket.close(code, 'server shutting down')
+      const final = checkpoint()
       return new Promise<void>((resolve) => {
         wss.close()
-        http.close(() => resolve())
+        http.close(() => final.then(resolve))
         // Peers that do not answer the close handshake are cut after a grace period.
         setTimeout(() => {
           for (const conn of connections) conn.socket.terminate()
