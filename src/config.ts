@@ -114,6 +114,9 @@ export function resolveModelConfig(config: ModelConfig): ResolvedModelConfig {
     problems.push(`zoneout is ${JSON.stringify(zoneout)}; it must be in [0, 1)`)
   }
   const init = c.init ?? {}
+  if (typeof init !== 'object' || Array.isArray(init)) {
+    problems.push(`init is ${JSON.stringify(init)}; it must be an object, e.g. { recurrent: 'orthogonal' }`)
+  }
   const scheme = (name: string, value: unknown): WeightInit => {
     if (value === undefined) return 'pytorch'
     if (!WEIGHT_INITS.includes(value as WeightInit)) {

@@ -1,5 +1,5 @@
 import type { FloatArray } from './dtype.js'
-import { gemvAdd, gemvTransAdd, gerAdd } from './linalg.js'
+import type { Kernels } from './kernels.js'
 import type { ParameterSet } from './params.js'
 
 /** The linear read-out y = W_hy·h + b_y, as nn.Linear(H, O) named `head`. */
@@ -13,6 +13,7 @@ export class LinearHead {
     params: ParameterSet,
     readonly inputSize: number,
     readonly outputSize: number,
+    private readonly kernels: Kernels,
   ) {
     this.weight = params.value('head.weight')
     this.bias = params.value('head.bias')
@@ -22,8 +23,7 @@ export class LinearHead {
 
   /** y [O] ← W·h + b; h [H] (only the first H entries are read, so an LSTM state [h | c] works as is). */
   forward(y: FloatArray, h: FloatArray): void {
-    y.set(this.bias)
-    gemvAdd(y, this.weight, h, this.outputSize, this.inputSize)
+    this.kernels.gemvBias(y, this.weight, h, this.bias, this.outputSize, this.inputSize)
   }
 
   /** Adds ∂L/∂W, ∂L/∂b into the grads and ∂L/∂h = Wᵀ·dY into dH [H]. */
@@ -31,7 +31,7 @@ export class LinearHead {
     const O = this.outputSize
     const dBias = this.dBias
     for (let o = 0; o < O; o++) dBias[o] = dBias[o]! + dY[o]!
-    gerAdd(this.dWeight, dY, h, O, this.inputSize)
-    gemvTransAdd(dH, this.weight, dY, O, this.inputSize)
+    this.kernels.gerAcc(this.dWeight, dY, h, O, this.inputSize)
+    this.kernels.gemvTransAcc(dH, this.weight, dY, O, this.inputSize)
   }
 }

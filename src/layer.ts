@@ -1,7 +1,6 @@
 import type { Cell } from './cells/cell.js'
 import type { FloatArray } from './dtype.js'
-import { zerosLike } from './dtype.js'
-import { gemvAdd, gemvTransAdd, gerAdd } from './linalg.js'
+import type { Kernels } from './kernels.js'
 import type { ParameterSet } from './params.js'
 
 /**
@@ -52,6 +51,7 @@ export class RecurrentLayer {
     inputSize: number,
     params: ParameterSet,
     layerIndex: number,
+    private readonly kernels: Kernels,
   ) {
     const H = cell.hiddenSize
     this.inputSize = inputSize
@@ -67,17 +67,17 @@ export class RecurrentLayer {
     this.dWhh = params.grad(n('weight_hh'))
     this.dBih = params.grad(n('bias_ih'))
     this.dBhh = params.grad(n('bias_hh'))
-    const like = params.values
-    this.gIh = zerosLike(like, this.rows)
-    this.gHh = zerosLike(like, this.rows)
-    this.dGIh = zerosLike(like, this.rows)
-    this.dGHh = cell.separateHiddenGrad ? zerosLike(like, this.rows) : this.dGIh
-    this.cand = zerosLike(like, this.stateSize)
-    this.dCand = zerosLike(like, this.stateSize)
-    this.xUsed = zerosLike(like, inputSize)
-    this.hUsed = zerosLike(like, H)
-    this.dHRec = zerosLike(like, H)
-    this.dXRaw = zerosLike(like, inputSize)
+    const alloc = (n: number) => kernels.alloc(n)
+    this.gIh = alloc(this.rows)
+    this.gHh = alloc(this.rows)
+    this.dGIh = alloc(this.rows)
+    this.dGHh = cell.separateHiddenGrad ? alloc(this.rows) : this.dGIh
+    this.cand = alloc(this.stateSize)
+    this.dCand = alloc(this.stateSize)
+    this.xUsed = alloc(inputSize)
+    this.hUsed = alloc(H)
+    this.dHRec = alloc(H)
+    this.dXRaw = alloc(inputSize)
   }
 
   /**
@@ -95,19 +95,18 @@ export class RecurrentLayer {
     const H = this.hiddenSize
     const xUsed = masks?.x ? multiplyInto(this.xUsed, x, masks.x, I) : x
     const hUsed = masks?.h ? multiplyInto(this.hUsed, stateIn, masks.h, H) : stateIn
+    const k = this.kernels
     const gIh = this.gIh
     const gHh = this.gHh
-    gIh.set(this.bIh)
-    gHh.set(this.bHh)
-    gemvAdd(gIh, this.wIh, xUsed, this.rows, I)
-    gemvAdd(gHh, this.wHh, hUsed, this.rows, H)
+    k.gemvBias(gIh, this.wIh, xUsed, this.bIh, this.rows, I)
+    k.gemvBias(gHh, this.wHh, hUsed, this.bHh, this.rows, H)
     const zone = masks?.zone
     if (!zone) {
-      this.cell.forward(stateOut, cache, gIh, gHh, stateIn)
+      k.cellForward(this.cell, stateOut, cache, gIh, gHh, stateIn)
       return
     }
     const cand = this.cand
-    this.cell.forward(cand, cache, gIh, gHh, stateIn)
+    k.cellForward(this.cell, cand, cache, gIh, gHh, stateIn)
     for (let k = 0; k < this.stateSize; k++) {
       const m = zone[k]!
       stateOut[k] = m * stateIn[k]! + (1 - m) * cand[k]!
@@ -142,29 +141,30 @@ export class RecurrentLayer {
     }
     const dGIh = this.dGIh
     const dGHh = this.dGHh
-    this.cell.backward(dGIh, dGHh, dStateIn, dCand, cache, stateIn)
+    const k = this.kernels
+    k.cellBackward(this.cell, dGIh, dGHh, dStateIn, dCand, cache, stateIn)
     if (zone) for (let k = 0; k < S; k++) dStateIn[k] = dStateIn[k]! + dStateOut[k]! * zone[k]!
     if (accumulate) this.accumulateGradients(x, stateIn, masks)
 
     if (masks?.h) {
       const dHRec = this.dHRec
       dHRec.fill(0)
-      gemvTransAdd(dHRec, this.wHh, dGHh, rows, H)
+      k.gemvTransAcc(dHRec, this.wHh, dGHh, rows, H)
       const mh = masks.h
       for (let k = 0; k < H; k++) dStateIn[k] = dStateIn[k]! + dHRec[k]! * mh[k]!
     } else {
-      gemvTransAdd(dStateIn, this.wHh, dGHh, rows, H)
+      k.gemvTransAcc(dStateIn, this.wHh, dGHh, rows, H)
     }
     if (dX) {
       if (masks?.x) {
         const dXRaw = this.dXRaw
         dXRaw.fill(0)
-        gemvTransAdd(dXRaw, this.wIh, dGIh, rows, I)
+        k.gemvTransAcc(dXRaw, this.wIh, dGIh, rows, I)
         const mx = masks.x
         for (let j = 0; j < I; j++) dX[j] = dXRaw[j]! * mx[j]!
       } else {
         dX.fill(0, 0, I)
-        gemvTransAdd(dX, this.wIh, dGIh, rows, I)
+        k.gemvTransAcc(dX, this.wIh, dGIh, rows, I)
       }
     }
   }
@@ -182,8 +182,8 @@ export class RecurrentLayer {
       dBih[r] = dBih[r]! + dGIh[r]!
       dBhh[r] = dBhh[r]! + dGHh[r]!
     }
-    gerAdd(this.dWih, dGIh, xUsed, rows, this.inputSize)
-    gerAdd(this.dWhh, dGHh, hUsed, rows, this.hiddenSize)
+    this.kernels.gerAcc(this.dWih, dGIh, xUsed, rows, this.inputSize)
+    this.kernels.gerAcc(this.dWhh, dGHh, hUsed, rows, this.hiddenSize)
   }
 }
 

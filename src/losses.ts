@@ -1,5 +1,6 @@
 import type { FloatArray } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import { float32Problem } from './validate.js'
 
 /** Loss names as the trainer options spell them. */
 export type LossName = 'mse' | 'cross_entropy' | 'bce' | 'huber'
@@ -135,6 +136,8 @@ function readVectorTarget(out: FloatArray, target: unknown, size: number): strin
   if (typeof target === 'number') {
     if (size !== 1) return `target is one number but the model has ${size} outputs; send an array of ${size}`
     if (!Number.isFinite(target)) return `target is ${target}; targets must be finite`
+    const overflow = float32Problem(out, [target], 'target')
+    if (overflow) return overflow
     out[0] = target
     return null
   }
@@ -147,6 +150,8 @@ function readVectorTarget(out: FloatArray, target: unknown, size: number): strin
     if (typeof v !== 'number') return `target[${i}] is ${v === null ? 'null' : typeof v}, not a number`
     if (!Number.isFinite(v)) return `target[${i}] is ${v}; targets must be finite`
   }
+  const overflow = float32Problem(out, t as ArrayLike<number>, 'target')
+  if (overflow) return overflow
   for (let i = 0; i < size; i++) out[i] = t[i] as number
   return null
 }

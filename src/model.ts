@@ -7,6 +7,8 @@ import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
 import { LinearHead } from './head.js'
 import { initializeParameters } from './init.js'
+import type { Kernels } from './kernels.js'
+import { jsKernels } from './kernels.js'
 import type { LayerMasks } from './layer.js'
 import { RecurrentLayer } from './layer.js'
 import { ParameterSet } from './params.js'
@@ -23,8 +25,19 @@ import { copyFiniteVector } from './validate.js'
  * const state = model.initialState()
  * for (const x of [[1, 2, 3], [2, 3, 4]]) console.log(model.step(x, state)[0])
  */
+/** How a model computes; results agree to float32 rounding whichever is used. */
+export interface ModelOptions {
+  /**
+   * 'wasm': WebAssembly SIMD kernels (float32 only); 'js': portable TypeScript loops;
+   * 'auto' (default): wasm for float32 models where the runtime supports SIMD, else js.
+   */
+  backend?: 'auto' | 'wasm' | 'js'
+}
+
 export class Model {
   readonly config: ResolvedModelConfig
+  /** The kernels and memory this model computes with. */
+  readonly kernels: Kernels
   readonly params: ParameterSet
   readonly cell: Cell
   readonly layers: readonly RecurrentLayer[]
@@ -37,10 +50,12 @@ export class Model {
   /** Inference needs no backward, so one cache serves every layer and step. */
   private readonly cacheScratch: FloatArray
 
-  constructor(config: ModelConfig) {
+  constructor(config: ModelConfig, options: ModelOptions = {}) {
     const c = resolveModelConfig(config)
     this.config = c
     const ArrayType = arrayTypeOf(c.dtype)
+    this.kernels = selectKernels(c, options.backend ?? 'auto')
+    const alloc = (n: number) => this.kernels.alloc(n)
     const H = c.hiddenSize
     const G = gateCount(c.cell)
     const shapes: [string, number[]][] = []
@@ -50,19 +65,19 @@ export class Model {
       shapes.push([`rnn.bias_ih_l${l}`, [G * H]], [`rnn.bias_hh_l${l}`, [G * H]])
     }
     shapes.push(['head.weight', [c.outputSize, H]], ['head.bias', [c.outputSize]])
-    this.params = new ParameterSet(ArrayType, shapes)
+    this.params = new ParameterSet(alloc, shapes)
     this.cell = createCell(c.cell, H)
     this.stateSize = this.cell.stateSize
     this.layers = Array.from(
       { length: c.numLayers },
-      (_, l) => new RecurrentLayer(this.cell, l === 0 ? c.inputSize : H, this.params, l),
+      (_, l) => new RecurrentLayer(this.cell, l === 0 ? c.inputSize : H, this.params, l, this.kernels),
     )
-    this.head = new LinearHead(this.params, H, c.outputSize)
-    this.input = new ArrayType(c.inputSize)
-    this.output = new ArrayType(c.outputSize)
-    this.cacheScratch = new ArrayType(this.cell.cacheSize)
+    this.head = new LinearHead(this.params, H, c.outputSize, this.kernels)
+    this.input = alloc(c.inputSize)
+    this.output = alloc(c.outputSize)
+    this.cacheScratch = alloc(this.cell.cacheSize)
     this.inferenceMasks =
-      c.zoneout > 0 ? { x: null, h: null, zone: new ArrayType(this.stateSize).fill(c.zoneout) } : null
+      c.zoneout > 0 ? { x: null, h: null, zone: alloc(this.stateSize).fill(c.zoneout) } : null
     initializeParameters(this.params, c)
   }
 
@@ -195,6 +210,13 @@ export class Model {
  * import { createModel } from 'rxrnn'
  * const model = createModel({ cell: 'lstm', inputSize: 3, hiddenSize: 5, numLayers: 2, outputSize: 2, dtype: 'float64', seed: 7 })
  */
-export function createModel(config: ModelConfig): Model {
-  return new Model(config)
+export function createModel(config: ModelConfig, options?: ModelOptions): Model {
+  return new Model(config, options)
+}
+
+function selectKernels(config: ResolvedModelConfig, backend: NonNullable<ModelOptions['backend']>): Kernels {
+  if (backend === 'wasm') {
+    throw new RxrnnError('bad_config', "backend 'wasm' is not available in this build; use 'js'")
+  }
+  return jsKernels(arrayTypeOf(config.dtype))
 }

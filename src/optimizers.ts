@@ -39,17 +39,22 @@ export interface Optimizer {
   setLearningRate(lr: number): void
 }
 
-export function createOptimizer(config: OptimizerConfig, like: FloatArray): Optimizer {
+/** `alloc` places the optimizer's state buffers (default: new arrays of `like`'s type). */
+export function createOptimizer(
+  config: OptimizerConfig,
+  like: FloatArray,
+  alloc: (n: number) => FloatArray = (n) => zerosLike(like, n),
+): Optimizer {
   const c = resolveOptimizerConfig(config)
   const n = like.length
   switch (c.type) {
     case 'sgd':
-      return sgd(c as Required<Extract<OptimizerConfig, { type: 'sgd' }>>, zerosLike(like, n))
+      return sgd(c as Required<Extract<OptimizerConfig, { type: 'sgd' }>>, alloc(n))
     case 'rmsprop':
-      return rmsprop(c as Required<Extract<OptimizerConfig, { type: 'rmsprop' }>>, like)
+      return rmsprop(c as Required<Extract<OptimizerConfig, { type: 'rmsprop' }>>, n, alloc)
     case 'adam':
     case 'adamw':
-      return adam(c as Required<Extract<OptimizerConfig, { type: 'adam' | 'adamw' }>>, like)
+      return adam(c as Required<Extract<OptimizerConfig, { type: 'adam' | 'adamw' }>>, n, alloc)
   }
 }
 
@@ -141,12 +146,11 @@ function sgd(config: Cfg<'sgd'>, buf: FloatArray): Optimizer {
   }
 }
 
-function rmsprop(config: Cfg<'rmsprop'>, like: FloatArray): Optimizer {
-  const n = like.length
+function rmsprop(config: Cfg<'rmsprop'>, n: number, alloc: (n: number) => FloatArray): Optimizer {
   const { alpha, eps, momentum: mu, centered, weightDecay: wd } = config
-  const sq = zerosLike(like, n)
-  const avg = zerosLike(like, centered ? n : 0)
-  const buf = zerosLike(like, mu > 0 ? n : 0)
+  const sq = alloc(n)
+  const avg = alloc(centered ? n : 0)
+  const buf = alloc(mu > 0 ? n : 0)
   return {
     config,
     t: 0,
@@ -177,12 +181,11 @@ function rmsprop(config: Cfg<'rmsprop'>, like: FloatArray): Optimizer {
   }
 }
 
-function adam(config: Cfg<'adam' | 'adamw'>, like: FloatArray): Optimizer {
-  const n = like.length
+function adam(config: Cfg<'adam' | 'adamw'>, n: number, alloc: (n: number) => FloatArray): Optimizer {
   const { beta1, beta2, eps, weightDecay: wd } = config
   const decoupled = config.type === 'adamw'
-  const m = zerosLike(like, n)
-  const v = zerosLike(like, n)
+  const m = alloc(n)
+  const v = alloc(n)
   return {
     config,
     t: 0,

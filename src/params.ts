@@ -1,4 +1,4 @@
-import type { FloatArray, FloatArrayConstructor } from './dtype.js'
+import type { FloatArray } from './dtype.js'
 
 /** One named tensor inside the flat parameter buffer. */
 export interface ParameterSpec {
@@ -21,7 +21,8 @@ export class ParameterSet {
   readonly specs: readonly ParameterSpec[]
   private readonly byName = new Map<string, ParameterSpec>()
 
-  constructor(ArrayType: FloatArrayConstructor, shapes: ReadonlyArray<readonly [string, readonly number[]]>) {
+  /** `alloc` gives zeroed buffers of the model's float type (in the kernels' memory). */
+  constructor(alloc: (n: number) => FloatArray, shapes: ReadonlyArray<readonly [string, readonly number[]]>) {
     const specs: ParameterSpec[] = []
     let offset = 0
     for (const [name, shape] of shapes) {
@@ -32,8 +33,8 @@ export class ParameterSet {
       offset += size
     }
     this.specs = specs
-    this.values = new ArrayType(offset)
-    this.grads = new ArrayType(offset)
+    this.values = alloc(offset)
+    this.grads = alloc(offset)
   }
 
   get size(): number {

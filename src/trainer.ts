@@ -118,17 +118,19 @@ export class OnlineTrainer {
     const c = model.config
     this.ArrayType = arrayTypeOf(c.dtype)
     this.loss = createLoss(o.loss, c.outputSize, o.huberDelta)
-    this.optimizer = createOptimizer(o.optimizer, model.params.values)
+    this.optimizer = createOptimizer(o.optimizer, model.params.values, (n) => model.kernels.alloc(n))
     this.rng = new Rng(o.seed ?? c.seed + 1)
     const A = this.ArrayType
-    this.xIn = new A(c.inputSize)
-    this.targetIn = new A(this.loss.targetSize)
-    this.carry = model.layers.map(() => new A(model.stateSize))
-    this.dOut = model.layers.map(() => new A(model.stateSize))
-    this.dX = new A(c.hiddenSize)
-    this.dY = new A(c.outputSize)
-    this.yScratch = new A(c.outputSize)
-    this.cacheScratch = new A(model.cell.cacheSize)
+    // Scratch the kernels read and write lives in their memory (no staging copies).
+    const alloc = (n: number) => model.kernels.alloc(n)
+    this.xIn = alloc(c.inputSize)
+    this.targetIn = alloc(this.loss.targetSize)
+    this.carry = model.layers.map(() => alloc(model.stateSize))
+    this.dOut = model.layers.map(() => alloc(model.stateSize))
+    this.dX = alloc(c.hiddenSize)
+    this.dY = alloc(c.outputSize)
+    this.yScratch = alloc(c.outputSize)
+    this.cacheScratch = alloc(model.cell.cacheSize)
     this.sequence = this.createSequence({ storeActivations: true })
     const ws = new SequenceWindow({ ...this.sequence.layout, k2: o.k2, storeActivations: true }, A)
     this.workspace = [...ws.slots]

@@ -13,9 +13,23 @@ export function copyFiniteVector(
   code: RxrnnErrorCode,
   sizeName: string,
 ): void {
-  const problem = finiteVectorProblem(values, out.length, what, sizeName)
+  const problem = finiteVectorProblem(values, out.length, what, sizeName) ?? float32Problem(out, values, what)
   if (problem) throw new RxrnnError(code, problem)
   for (let i = 0; i < out.length; i++) out[i] = values[i]!
+}
+
+/**
+ * A finite double past ±3.4e38 turns into ±Infinity when stored in a float32 array: the first
+ * such value, named, or null (always null for a float64 `out`).
+ */
+export function float32Problem(out: FloatArray, values: ArrayLike<number>, what: string): string | null {
+  if (!(out instanceof Float32Array)) return null
+  for (let i = 0; i < out.length; i++) {
+    const v = values[i]!
+    if (!Number.isFinite(Math.fround(v)))
+      return `${what}[${i}] is ${v}, beyond the float32 range (±3.4e38) of this model; rescale it first`
+  }
+  return null
 }
 
 /** The first thing wrong with `values` as a vector of `length` finite numbers, or null. */

@@ -3,10 +3,20 @@
  * readers and the server.
  */
 
+export type { AudioFeaturesOptions } from './audio/features.js'
+export { audioFeatures, createFeatureExtractor } from './audio/features.js'
+export type { FrameSizes, PcmFramesOptions } from './audio/frames.js'
+export { frameCount, frameSignal, frameSizes, hannWindow, pcmFrames } from './audio/frames.js'
+export type { SpeechPcm, SpeechVoice, SynthesizeOptions } from './audio/speech.js'
+export { espeakAvailable, parseWav, resamplePcm, SPEECH_VOICES, synthesize } from './audio/speech.js'
 export type { DecodeResult, FrameEncoding } from './codec.js'
 export { decodeClientFrame, decodeFrame, encodeFrame } from './codec.js'
 export type { ClassificationScores, RegressionScores } from './evaluation.js'
 export { ClassificationEvaluator, RegressionEvaluator, RollingMean } from './evaluation.js'
+export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'
+export { csvRows$, readCsv, selectColumns } from './feeds/csv.js'
+export type { SeattleHourlyRow, Sp500DailyRow } from './feeds/datasets.js'
+export { loadSeattleHourly, loadSp500Daily, vegaDataPath } from './feeds/datasets.js'
 export type { KeyedUpdate, MetricsSnapshot, RejectedEvent } from './monitor.js'
 export { Monitor } from './monitor.js'
 export type { ForecastOptions, ForecastResult } from './operators/forecast.js'

@@ -87,9 +87,10 @@ export function forecast<T>(
               const joined = keyed.label(key, prev.id, target)
               if (joined) {
                 update = joined.updates[0]
-                for (const u of joined.updates) monitor?.update(u, key)
+                // Scored first, so the snapshot the update emits counts this forecast (as learn does).
                 if (joined.event.prediction)
                   score(monitor, keyed.trainer, joined.event.prediction, target, prev.target)
+                for (const u of joined.updates) monitor?.update(u, key)
                 prev.target = Array.from(targetVector(target))
               }
             } catch (error) {

@@ -58,7 +58,11 @@ export function learnByKey<T = KeyedEvent>(
       const previousTargets = new Map<string, ArrayLike<number>>()
       const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
         ...options,
-        onEvict: (key) => previousTargets.delete(key),
+        // The caller's onEvict is called too (spreading options alone would lose it here).
+        onEvict: (key) => {
+          previousTargets.delete(key)
+          options.onEvict?.(key)
+        },
       })
       const countKeys = () => {
         if (!monitor) return

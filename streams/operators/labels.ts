@@ -78,9 +78,10 @@ export function learnWithLabels(
                 `No event ${label.id} of key ${JSON.stringify(key)} is waiting for a label (too late, or never seen)`,
               )
             }
-            for (const u of joined.updates) monitor?.update(u, key)
+            // Scored first, so the snapshot each update emits counts this prediction (as learn does).
             if (joined.event.prediction)
               score(monitor, keyed.trainer, joined.event.prediction, label.target, null)
+            for (const u of joined.updates) monitor?.update(u, key)
           } catch (error) {
             try {
               rejectEvent(monitor, error, label, label?.key)

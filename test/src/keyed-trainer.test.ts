@@ -1,0 +1,252 @@
+import { describe, expect, it } from 'vitest'
+import type { Model, RxrnnErrorCode, TrainerOptions } from '../../src/index.js'
+import { createModel, KeyedTrainer, OnlineTrainer, RxrnnError } from '../../src/index.js'
+import { frozen, rows, stepLoop, tinyModel } from '../helpers/streams.js'
+
+const xs = rows(41, 8, 2)
+const ys = rows(42, 8, 1)
+
+function keyedOn(
+  model: Model,
+  options: ConstructorParameters<typeof KeyedTrainer>[1],
+  trainer?: TrainerOptions,
+) {
+  return new KeyedTrainer(new OnlineTrainer(model, trainer ?? frozen(2)), options)
+}
+
+function codeOf(f: () => unknown): RxrnnErrorCode {
+  try {
+    f()
+  } catch (e) {
+    expect(e).toBeInstanceOf(RxrnnError)
+    return (e as RxrnnError).code
+  }
+  throw new Error('expected a RxrnnError')
+}
+
+describe('KeyedTrainer: refused events', () => {
+  it('a refused event for a new key neither creates it nor evicts another when maxKeys is full', () => {
+    const evicted: string[] = []
+    const keyed = keyedOn(tinyModel(1), { maxKeys: 2, onEvict: (k) => evicted.push(k) })
+    keyed.observe('a', xs[0]!, ys[0]!, 0)
+    keyed.observe('b', xs[1]!, ys[1]!, 1)
+    const a = Array.from(keyed.entry('a')!.sequence.state.data)
+    expect(codeOf(() => keyed.observe('c', [1, 2, 3], ys[2]!, 2))).toBe('bad_input')
+    expect(codeOf(() => keyed.observe('c', [0, Number.NaN], ys[2]!, 2))).toBe('bad_input')
+    expect(codeOf(() => keyed.observe('c', xs[2]!, [Number.NaN], 2))).toBe('bad_target')
+    expect(codeOf(() => keyed.observe(42 as unknown as string, xs[2]!, ys[2]!, 2))).toBe('missing_key')
+    expect(keyed.size).toBe(2)
+    expect([...keyed.keys()]).toEqual(['a', 'b'])
+    expect(keyed.has('c')).toBe(false)
+    expect(keyed.evicted).toBe(0)
+    expect(evicted).toEqual([])
+    expect(Array.from(keyed.entry('a')!.sequence.state.data)).toEqual(a)
+  })
+
+  it('a refused event for an existing key leaves its state and window untouched', () => {
+    const model = tinyModel(1)
+    const keyed = keyedOn(model, {})
+    keyed.observe('a', xs[0]!, ys[0]!, 0)
+    const seq = keyed.entry('a')!.sequence
+    const before = { state: Array.from(seq.state.data), observed: seq.observed, filled: seq.filled }
+    expect(codeOf(() => keyed.observe('a', [Number.POSITIVE_INFINITY, 0], ys[1]!, 1))).toBe('bad_input')
+    expect({ state: Array.from(seq.state.data), observed: seq.observed, filled: seq.filled }).toEqual(before)
+    expect(Array.from(keyed.observe('a', xs[1]!, ys[1]!, 2).prediction)).toEqual(
+      stepLoop(model, xs.slice(0, 2))[1],
+    )
+  })
+
+  it("'' is a key like any other (the single-series operators use it)", () => {
+    const model = tinyModel(1)
+    const keyed = keyedOn(model, {})
+    expect(Array.from(keyed.observe('', xs[0]!, null, 0).prediction)).toEqual(stepLoop(model, [xs[0]!])[0])
+    expect(keyed.has('')).toBe(true)
+  })
+
+  it('predict and label need maxPending > 0; observe needs maxPending 0', () => {
+    expect(codeOf(() => keyedOn(tinyModel(1), {}).predict('a', 0, xs[0]!, 0))).toBe('bad_config')
+    expect(codeOf(() => keyedOn(tinyModel(1), { maxPending: 2 }).observe('a', xs[0]!, ys[0]!, 0))).toBe(
+      'bad_config',
+    )
+    expect(codeOf(() => keyedOn(tinyModel(1), { maxKeys: 0 }))).toBe('bad_config')
+    expect(codeOf(() => keyedOn(tinyModel(1), { idleMs: 0 }))).toBe('bad_config')
+    expect(codeOf(() => keyedOn(tinyModel(1), { maxPending: 1.5 }))).toBe('bad_config')
+  })
+})
+
+describe('KeyedTrainer: late labels (predict / label)', () => {
+  it('predicts at once, joins labels by id, and learns in event order whatever order labels come in', () => {
+    const model = tinyModel(1)
+    const keyed = keyedOn(model, { maxPending: 4 })
+    const reference = stepLoop(model, xs.slice(0, 4))
+    const predictions = [0, 1, 2, 3].map((id) => {
+      const { prediction, updates } = keyed.predict('a', id, xs[id]!, id)
+      expect(updates).toEqual([])
+      return Array.from(prediction)
+    })
+    expect(predictions).toEqual(reference)
+    const entry = keyed.entry('a')!
+    expect(entry.pending.map((e) => e.id)).toEqual([0, 1, 2, 3])
+
+    // Label 1 first: event 0 still waits, so nothing is learned yet.
+    const one = keyed.label('a', 1, ys[1]!)!
+    expect(one.event.id).toBe(1)
+    expect(Array.from(one.event.prediction!)).toEqual(reference[1])
+    expect(one.updates).toEqual([])
+    expect(entry.sequence.observed).toBe(0)
+
+    // Label 0 lets 0 and 1 be learned: k1 = 2 makes one update over both.
+    const zero = keyed.label('a', 0, ys[0]!)!
+    expect(zero.updates.map((u) => [u.step, u.lossSteps])).toEqual([[2, 2]])
+    const sq = (i: number) => (reference[i]![0]! - ys[i]![0]!) ** 2
+    expect(zero.updates[0]!.loss).toBeCloseTo((sq(0) + sq(1)) / 2, 14)
+    expect(entry.sequence.observed).toBe(2)
+    expect(entry.pending.map((e) => e.id)).toEqual([2, 3])
+
+    expect(keyed.label('a', 3, ys[3]!)!.updates).toEqual([])
+    const two = keyed.label('a', 2, ys[2]!)!
+    expect(two.updates.map((u) => u.step)).toEqual([4])
+    expect(two.updates[0]!.loss).toBeCloseTo((sq(2) + sq(3)) / 2, 14)
+    expect(entry.pending).toEqual([])
+    // Caught up: the prediction state is the trajectory's state again.
+    expect(Array.from(entry.live!.data)).toEqual(Array.from(entry.sequence.state.data))
+    expect(Array.from(keyed.predict('a', 4, xs[4]!, 4).prediction)).toEqual(
+      stepLoop(model, xs.slice(0, 5))[4],
+    )
+  })
+
+  it('a label for an unknown id or key is null; a bad target throws and the event keeps waiting', () => {
+    const keyed = keyedOn(tinyModel(1), { maxPending: 2 })
+    keyed.predict('a', 7, xs[0]!, 0)
+    expect(keyed.label('a', 8, ys[0]!)).toBeNull()
+    expect(keyed.label('b', 7, ys[0]!)).toBeNull()
+    expect(codeOf(() => keyed.label('a', 7, [Number.NaN]))).toBe('bad_target')
+    expect(keyed.entry('a')!.pending.map((e) => [e.id, e.target])).toEqual([[7, null]])
+    expect(keyed.label('a', 7, ys[0]!)!.event.id).toBe(7)
+    expect(keyed.entry('a')!.pending).toEqual([])
+    // Already learned: no longer waiting.
+    expect(keyed.label('a', 7, ys[0]!)).toBeNull()
+  })
+
+  it('maxPending 3: a 4th unlabelled event makes the oldest be learned without a label (expiredLabels)', () => {
+    const model = tinyModel(1)
+    const keyed = keyedOn(model, { maxPending: 3 })
+    for (let id = 0; id < 3; id++) keyed.predict('a', id, xs[id]!, id)
+    expect(keyed.expiredLabels).toBe(0)
+    const entry = keyed.entry('a')!
+    expect(entry.sequence.observed).toBe(0)
+    keyed.predict('a', 3, xs[3]!, 3)
+    expect(keyed.expiredLabels).toBe(1)
+    expect(entry.pending.map((e) => e.id)).toEqual([1, 2, 3])
+    expect(entry.sequence.observed).toBe(1)
+    expect(entry.sequence.slotBack(0).hasTarget).toBe(false)
+    expect(keyed.label('a', 0, ys[0]!)).toBeNull()
+    // Event 1's label completes the window of steps 0 (no target) and 1.
+    const { updates } = keyed.label('a', 1, ys[1]!)!
+    expect(updates.map((u) => [u.step, u.lossSteps])).toEqual([[2, 1]])
+  })
+
+  it('reset(key) zeroes one key and drops its waiting events', () => {
+    const model = tinyModel(1)
+    const keyed = keyedOn(model, { maxPending: 3 })
+    keyed.predict('a', 0, xs[0]!, 0)
+    keyed.predict('b', 1, xs[1]!, 1)
+    expect(keyed.reset('a')).toBe(true)
+    expect(keyed.reset('nope')).toBe(false)
+    expect(keyed.entry('a')!.pending).toEqual([])
+    expect(keyed.label('a', 0, ys[0]!)).toBeNull()
+    expect(Array.from(keyed.predict('a', 2, xs[2]!, 2).prediction)).toEqual(stepLoop(model, [xs[2]!])[0])
+    expect(Array.from(keyed.predict('b', 3, xs[3]!, 3).prediction)).toEqual(
+      stepLoop(model, [xs[1]!, xs[3]!])[1],
+    )
+  })
+})
+
+describe('KeyedTrainer: eviction', () => {
+  it('evictIdle evicts least recently seen first, stops at the first fresh key, and calls onEvict', () => {
+    const evicted: string[] = []
+    const keyed = keyedOn(tinyModel(1), { idleMs: 15, onEvict: (k) => evicted.push(k) })
+    keyed.observe('a', xs[0]!, null, 0)
+    keyed.observe('b', xs[1]!, null, 10)
+    keyed.observe('c', xs[2]!, null, 20)
+    keyed.observe('a', xs[3]!, null, 30)
+    expect([...keyed.keys()]).toEqual(['b', 'c', 'a'])
+    expect(keyed.evictIdle(24)).toEqual([])
+    // b idle 15 (= idleMs: evicted), c idle 14 (kept, and the scan stops there).
+    expect(keyed.evictIdle(25)).toEqual(['b'])
+    expect(keyed.evictIdle(44)).toEqual(['c'])
+    expect(keyed.evictIdle(100)).toEqual(['a'])
+    expect(evicted).toEqual(['b', 'c', 'a'])
+    expect(keyed.evicted).toBe(3)
+    expect(keyed.size).toBe(0)
+  })
+
+  it('past maxKeys the least recently seen key goes, through onEvict, and comes back from zero', () => {
+    const model = tinyModel(1)
+    const evicted: string[] = []
+    const keyed = keyedOn(model, { maxKeys: 2, onEvict: (k) => evicted.push(k) })
+    keyed.observe('a', xs[0]!, null, 0)
+    keyed.observe('b', xs[1]!, null, 1)
+    keyed.observe('a', xs[2]!, null, 2)
+    keyed.observe('c', xs[3]!, null, 3)
+    expect(evicted).toEqual(['b'])
+    expect(Array.from(keyed.observe('b', xs[4]!, null, 4).prediction)).toEqual(stepLoop(model, [xs[4]!])[0])
+    expect(evicted).toEqual(['b', 'a'])
+    expect(keyed.evicted).toBe(2)
+    expect([...keyed.keys()]).toEqual(['c', 'b'])
+  })
+
+  it('delete forgets a key without counting an eviction', () => {
+    const evicted: string[] = []
+    const keyed = keyedOn(tinyModel(1), { onEvict: (k) => evicted.push(k) })
+    keyed.observe('a', xs[0]!, null, 0)
+    expect(keyed.delete('a')).toBe(true)
+    expect(keyed.delete('a')).toBe(false)
+    expect(keyed.evicted).toBe(0)
+    expect(evicted).toEqual([])
+  })
+})
+
+describe('KeyedTrainer: bytesPerKey', () => {
+  it('is the window without activations: (k2 + 1) × (inputs + targets + layers × state) floats', () => {
+    const model = createModel({
+      cell: 'gru',
+      inputSize: 5,
+      hiddenSize: 6,
+      numLayers: 3,
+      outputSize: 2,
+      seed: 1,
+    })
+    const keyed = keyedOn(model, {}, frozen(3, { k2: 9 }))
+    expect(keyed.bytesPerKey()).toBe(10 * (5 + 2 + 3 * 6) * 4)
+    keyed.observe('a', [1, 2, 3, 4, 5], [0, 0], 0)
+    expect(keyed.entry('a')!.sequence.slots[0]!.x.buffer.byteLength).toBe(keyed.bytesPerKey())
+  })
+
+  it('with late labels adds the prediction state and the waiting events (x, target, prediction)', () => {
+    const model = createModel({
+      cell: 'lstm',
+      inputSize: 2,
+      hiddenSize: 3,
+      numLayers: 2,
+      outputSize: 4,
+      dtype: 'float64',
+      seed: 1,
+    })
+    const keyed = keyedOn(model, { maxPending: 3 }, frozen(2, { k2: 4 }))
+    const window = 5 * (2 + 4 + 2 * (2 * 3)) * 8
+    const live = 2 * (2 * 3) * 8
+    const pending = 3 * (2 + 4 + 4) * 8
+    expect(keyed.bytesPerKey()).toBe(window + live + pending)
+    // Fill the waiting list as far as it goes: 3 events, all but the oldest labelled.
+    for (let id = 0; id < 3; id++) keyed.predict('a', id, xs[id]!, id)
+    keyed.label('a', 1, [0, 0, 0, 0])
+    keyed.label('a', 2, [0, 0, 0, 0])
+    const entry = keyed.entry('a')!
+    let held = entry.sequence.slots[0]!.x.buffer.byteLength + entry.live!.data.byteLength
+    for (const e of entry.pending)
+      held += e.x.byteLength + (e.target?.byteLength ?? 0) + (e.prediction?.byteLength ?? 0)
+    // Everything but the oldest event's target, which has not come.
+    expect(held).toBe(keyed.bytesPerKey() - 4 * 8)
+  })
+})
