@@ -34,7 +34,7 @@ export interface InitConfig {
   recurrent?: WeightInit
   /** Multiplies orthogonal and identity matrices (and scales the others' std). Default 1. */
   gain?: number
-  /** Biases: 'pytorch' U(±1/√H) or 'zeros'. */
+  /** Biases (the head's too): 'pytorch' U(±1/√H) or 'zeros'. */
   bias?: 'pytorch' | 'zeros'
   /** LSTM only: the forget gate's total bias (b_ih + b_hh), e.g. 1, so that memory is kept early in training. */
   forgetBias?: number
@@ -116,6 +116,12 @@ export function resolveModelConfig(config: ModelConfig): ResolvedModelConfig {
   const init = c.init ?? {}
   if (typeof init !== 'object' || Array.isArray(init)) {
     problems.push(`init is ${JSON.stringify(init)}; it must be an object, e.g. { recurrent: 'orthogonal' }`)
+  }
+  const known = ['input', 'recurrent', 'gain', 'bias', 'forgetBias', 'head']
+  if (typeof init === 'object' && init !== null) {
+    for (const key of Object.keys(init)) {
+      if (!known.includes(key)) problems.push(`init.${key} is not an option; the options are ${known.join(', ')}`)
+    }
   }
   const scheme = (name: string, value: unknown): WeightInit => {
     if (value === undefined) return 'pytorch'

@@ -35,7 +35,8 @@ export function initializeParameters(params: ParameterSet, config: ResolvedModel
   const O = config.outputSize
   fillMatrixBlocks(params.value('head.weight'), 1, O, H, init.head, init.gain, pytorchBound, rng)
   const headBias = params.value('head.bias')
-  for (let i = 0; i < O; i++) headBias[i] = rng.range(-pytorchBound, pytorchBound)
+  if (init.bias === 'zeros') headBias.fill(0)
+  else for (let i = 0; i < O; i++) headBias[i] = rng.range(-pytorchBound, pytorchBound)
 }
 
 /** Fills a [blocks·rows, cols] matrix block by block. */
