@@ -11,6 +11,8 @@ export type { SpeechPcm, SpeechVoice, SynthesizeOptions } from './audio/speech.j
 export { espeakAvailable, parseWav, resamplePcm, SPEECH_VOICES, synthesize } from './audio/speech.js'
 export type { DecodeResult, FrameEncoding } from './codec.js'
 export { decodeClientFrame, decodeFrame, encodeFrame } from './codec.js'
+export type { DashboardOptions } from './dashboard/index.js'
+export { dashboardRoutes } from './dashboard/index.js'
 export type { ClassificationScores, RegressionScores } from './evaluation.js'
 export { ClassificationEvaluator, RegressionEvaluator, RollingMean } from './evaluation.js'
 export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'

@@ -20,7 +20,7 @@ export const PROTOCOL_VERSION = 1
 export const DEFAULT_MAX_KEY_LENGTH = 256
 
 /** What a subscriber can follow. */
-export const CHANNELS = ['predictions', 'updates', 'metrics'] as const
+export const CHANNELS = ['predictions', 'updates', 'metrics', 'hidden'] as const
 export type Channel = (typeof CHANNELS)[number]
 
 export const CLIENT_FRAME_TYPES = ['tick', 'subscribe', 'unsubscribe', 'reset', 'hello'] as const
@@ -28,6 +28,7 @@ export const SERVER_FRAME_TYPES = [
   'prediction',
   'update',
   'metrics',
+  'hidden',
   'subscribed',
   'welcome',
   'error',
@@ -135,6 +136,16 @@ export interface PredictionFrame {
  * @example
  * const u: UpdateFrame = { type: 'update', key: 'sensor-7', step: 120, loss: 0.31, gradNorm: 2.4, clipped: false }
  */
+/**
+ * Server → subscribers of 'hidden': the top layer's hidden state h_t of a key after a tick
+ * (what the dashboard draws as a heatmap).
+ */
+export interface HiddenFrame {
+  type: 'hidden'
+  key: string
+  h: number[]
+}
+
 export interface UpdateFrame {
   type: 'update'
   key: string

@@ -9,6 +9,7 @@ import { createModel, KeyedTrainer, Model, OnlineTrainer, RxrnnError } from '../
 import { readCheckpoint, writeFileAtomic } from './checkpoint.js'
 import type { FrameEncoding } from './codec.js'
 import { decodeClientFrame, encodeFrame } from './codec.js'
+import { dashboardRoutes } from './dashboard/index.js'
 import { Monitor } from './monitor.js'
 import type { Channel, ClientFrame, MetricsFrame, ModelSummary, TickFrame } from './protocol.js'
 import { errorFrame, PROTOCOL_VERSION } from './protocol.js'
@@ -36,6 +37,8 @@ export interface ServeOptions {
   metricsIntervalMs?: number
   /** Serves extra HTTP routes (the dashboard); return false to fall through to 404. */
   http?: (req: IncomingMessage, res: ServerResponse) => boolean
+  /** Serves the live dashboard on GET / (after `http`'s routes). Default true. */
+  dashboard?: boolean
   /**
    * Crash recovery: resume from `path` when it exists, write a checkpoint there every `everyMs`
    * (atomically: a crash leaves the last good one) and a final one on close.
@@ -148,9 +151,18 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     conn.socket.send(encodeFrame(frame, encoding))
   }
 
-  const broadcast = (channel: Channel, key: string | null, frame: object): void => {
+  // Subscribers per channel, so a tick with no one listening costs no loop over connections.
+  const subscribers: Record<Channel, number> = { predictions: 0, updates: 0, metrics: 0, hidden: 0 }
+  const setChannels = (conn: Connection, channels: Iterable<Channel>): void => {
+    for (const c of conn.channels) subscribers[c]--
+    conn.channels = new Set(channels)
+    for (const c of conn.channels) subscribers[c]++
+  }
+
+  const broadcast = (channel: Channel, key: string | null, frame: object, except?: Connection): void => {
+    if (subscribers[channel] === 0) return
     for (const conn of connections) {
-      if (!conn.channels.has(channel)) continue
+      if (conn === except || !conn.channels.has(channel)) continue
       if (key !== null && conn.keys && !conn.keys.has(key)) continue
       send(conn, frame)
     }
@@ -201,22 +213,22 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     }
     if (tick.id !== undefined) reply.id = tick.id
     send(conn, reply)
-    if (subscribedTo('predictions')) {
+    if (subscribers.predictions > 0) {
+      // Other subscribers also get the target, when the tick had one.
+      const y = tick.y
       const shared =
-        tick.y === undefined
-          ? reply
-          : { ...reply, target: typeof tick.y === 'number' ? [tick.y] : Array.from(tick.y) }
-      for (const other of connections) {
-        if (other === conn || !other.channels.has('predictions')) continue
-        if (other.keys && !other.keys.has(tick.key)) continue
-        send(other, shared)
-      }
+        y === undefined ? reply : { ...reply, target: typeof y === 'number' ? [y] : Array.from(y) }
+      broadcast('predictions', tick.key, shared, conn)
     }
-  }
-
-  const subscribedTo = (channel: Channel): boolean => {
-    for (const c of connections) if (c.channels.has(channel)) return true
-    return false
+    if (subscribers.hidden > 0) {
+      const entry = keyed.entry(tick.key)
+      if (entry)
+        broadcast('hidden', tick.key, {
+          type: 'hidden',
+          key: tick.key,
+          h: Array.from(entry.sequence.state.hidden()),
+        })
+    }
   }
 
   const onFrame = (conn: Connection, frame: ClientFrame): void => {
@@ -225,7 +237,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
         onTick(conn, frame)
         return
       case 'subscribe':
-        conn.channels = new Set(frame.channels)
+        setChannels(conn, frame.channels)
         conn.keys = frame.keys ? new Set(frame.keys) : null
         send(conn, {
           type: 'subscribed',
@@ -236,7 +248,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
         if (conn.channels.has('metrics')) send(conn, metrics())
         return
       case 'unsubscribe':
-        conn.channels = new Set()
+        setChannels(conn, [])
         conn.keys = null
         send(conn, { type: 'subscribed', channels: [] })
         return
@@ -302,12 +314,17 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false })
+  const dashboard = options.dashboard === false ? undefined : dashboardRoutes({ token: options.token })
   const http = createServer((req, res) => {
     if (options.http?.(req, res)) return
+    if (dashboard?.(req, res)) return
     res.writeHead(404, { 'content-type': 'text/plain' }).end('rxrnn: connect with WebSocket\n')
   })
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!authorized(req)) {
+      // Until ws takes the socket over nothing listens for its errors: a client that resets now
+      // (ECONNRESET on this write) must not crash the server.
+      socket.on('error', () => {})
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       log(`refused a connection from ${req.socket.remoteAddress}: wrong or missing token`)
       return
@@ -342,11 +359,14 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       }
     })
     socket.on('error', (error) => log(`connection error: ${error.message}`))
-    socket.on('close', () => connections.delete(conn))
+    socket.on('close', () => {
+      setChannels(conn, [])
+      connections.delete(conn)
+    })
   })
 
   const metricsTimer = setInterval(() => {
-    if (subscribedTo('metrics')) broadcast('metrics', null, metrics())
+    if (subscribers.metrics > 0) broadcast('metrics', null, metrics())
   }, options.metricsIntervalMs ?? 1000)
   metricsTimer.unref()
   const evictTimer =
