@@ -221,6 +221,8 @@ export async function runDemoUntil(options: DemoOptions, stop: () => Promise<voi
     } finally {
       clearInterval(ticker)
     }
+    // The final figures, straight from the servers (the last pushed frame may be up to a second old).
+    for (const [i, server] of servers.entries()) latest[i] = server.metrics()
     show()
     progress.done()
     const replaySeconds = Math.max(...results.map((r) => r.elapsedMs)) / 1000
