@@ -123,8 +123,8 @@ export class KeyedTrainer {
     target?: number | ArrayLike<number> | null,
     now = Date.now(),
   ): KeyedObservation {
-    // A refused event must not create a key (nor evict another to make room).
-    if (!this.entries.has(key)) this.trainer.check(x, target)
+    // A refused event must change nothing: not create a key, evict another, nor reorder them.
+    this.trainer.check(x, target)
     const entry = this.touch(key, now)
     if (entry.live) {
       throw new RxrnnError(

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { open, rename, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { open, readdir, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { RxrnnError } from '../src/index.js'
 
 /**
@@ -29,6 +29,15 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await folder.sync().catch(() => {})
     await folder.close()
   }
+}
+
+/** Removes temporary files a crash during `writeFileAtomic(path, …)` left behind. */
+export async function removeStaleTemporaries(path: string): Promise<number> {
+  const prefix = `${basename(path)}.`
+  const names = await readdir(dirname(path)).catch(() => [] as string[])
+  const stale = names.filter((name) => name.startsWith(prefix) && name.endsWith('.tmp'))
+  await Promise.all(stale.map((name) => unlink(join(dirname(path), name)).catch(() => {})))
+  return stale.length
 }
 
 /** The checkpoint's bytes, or null when there is none yet. */

@@ -6,7 +6,7 @@ import type { WebSocket } from 'ws'
 import { WebSocketServer } from 'ws'
 import type { ModelConfig, TrainerOptions, UpdateReport } from '../src/index.js'
 import { createModel, KeyedTrainer, Model, OnlineTrainer, RxrnnError } from '../src/index.js'
-import { readCheckpoint, writeFileAtomic } from './checkpoint.js'
+import { readCheckpoint, removeStaleTemporaries, writeFileAtomic } from './checkpoint.js'
 import type { FrameEncoding } from './codec.js'
 import { decodeClientFrame, encodeFrame } from './codec.js'
 import { dashboardRoutes } from './dashboard/index.js'
@@ -95,12 +95,14 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   const log = options.log ?? (() => {})
   const previousTargets = new Map<string, number[]>()
   const onEvict = (key: string) => previousTargets.delete(key)
+  if (options.checkpoint) await removeStaleTemporaries(options.checkpoint.path)
   const saved = options.checkpoint ? readCheckpoint(options.checkpoint.path) : null
   let keyed: KeyedTrainer
   if (saved) {
     keyed = KeyedTrainer.fromSnapshot(saved, { onEvict })
     log(
-      `resumed from ${options.checkpoint!.path}: ${keyed.size} keys, ${keyed.trainer.optimizer.t} updates learned`,
+      `resumed from ${options.checkpoint!.path}: ${keyed.size} keys, ${keyed.trainer.optimizer.t} updates learned ` +
+        '(the checkpoint decides the model and trainer settings; those given now are ignored)',
     )
   } else {
     const model = options.model instanceof Model ? options.model : createModel(options.model)
@@ -180,6 +182,8 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       clippedGradNorm: u.clippedGradNorm,
       clipped: u.clipped,
       skipped: u.skipped,
+      rolledBack: u.rolledBack,
+      ...(u.reason ? { reason: u.reason } : {}),
       clipRate: u.clipRate,
       ...(u.gradientFlow ? { gradientFlow: u.gradientFlow } : {}),
       ...(u.spectralRadius ? { spectralRadius: u.spectralRadius } : {}),
@@ -290,6 +294,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       subscribers,
       keys: keyed.size,
       updates: m.updates,
+      rolledBack: m.rolledBack,
       evicted: keyed.evicted,
     }
     if (m.regression && m.regression.n > 0) {
