@@ -23,9 +23,12 @@ export function registerTail(program: Command, io: CliIo, done: (code: number) =
         'until interrupted or --limit frames were printed. Reconnects and subscribes again when the server restarts.',
     )
     .option('--url <url>', 'server to follow', wsUrl, 'ws://127.0.0.1:8080')
-    .option('--channels <list>', `comma-separated channels, of ${CHANNELS.join(', ')}`, list(CHANNELS), [
-      ...CHANNELS,
-    ])
+    .option(
+      '--channels <list>',
+      `comma-separated channels, of ${CHANNELS.join(', ')} (hidden: each key's h_t after every tick)`,
+      list(CHANNELS),
+      ['predictions', 'updates', 'metrics'],
+    )
     .option(
       '--keys <list>',
       'comma-separated keys to follow (default: every key; metrics are global)',
