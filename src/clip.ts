@@ -1,7 +1,7 @@
 import type { FloatArray } from './dtype.js'
 
-/** The global L2 norm of a flat gradient buffer, accumulated in float64. */
-export function globalNorm(grads: FloatArray): number {
+/** Σ g² over a flat buffer, accumulated in float64. */
+export function sumOfSquares(grads: FloatArray): number {
   let s0 = 0
   let s1 = 0
   const n = grads.length
@@ -13,7 +13,12 @@ export function globalNorm(grads: FloatArray): number {
     s1 += b * b
   }
   if (even < n) s0 += grads[n - 1]! * grads[n - 1]!
-  return Math.sqrt(s0 + s1)
+  return s0 + s1
+}
+
+/** The global L2 norm of a flat gradient buffer, accumulated in float64. */
+export function globalNorm(grads: FloatArray): number {
+  return Math.sqrt(sumOfSquares(grads))
 }
 
 /**

@@ -120,7 +120,8 @@ export function resolveModelConfig(config: ModelConfig): ResolvedModelConfig {
   const known = ['input', 'recurrent', 'gain', 'bias', 'forgetBias', 'head']
   if (typeof init === 'object' && init !== null) {
     for (const key of Object.keys(init)) {
-      if (!known.includes(key)) problems.push(`init.${key} is not an option; the options are ${known.join(', ')}`)
+      if (!known.includes(key))
+        problems.push(`init.${key} is not an option; the options are ${known.join(', ')}`)
     }
   }
   const scheme = (name: string, value: unknown): WeightInit => {

@@ -1,33 +1,29 @@
 import type { FloatArray } from './dtype.js'
+import type { Kernels } from './kernels.js'
 
 /**
- * Estimates the spectral radius ρ(W) of the H×H block of `w` starting at row `rowOffset`, by
- * power iteration: ρ = lim ‖Wᵏv‖^(1/k). Backpropagation through time multiplies by (roughly)
- * Wᵀ once per step, so ρ < 1 foretells vanishing gradients and ρ > 1 exploding ones.
- * `scratch` needs 2H floats; nothing is allocated.
+ * Estimates the spectral radius ρ(W) of an H×H matrix by power iteration: ρ = lim ‖Wᵏv‖^(1/k).
+ * Backpropagation through time multiplies by (roughly) Wᵀ once per step, so ρ < 1 foretells
+ * vanishing gradients and ρ > 1 exploding ones. `v`, `next` and `zeros` are H-float scratch
+ * buffers the kernels can reach; nothing is allocated.
  */
 export function spectralRadius(
-  w: FloatArray,
+  block: FloatArray,
   hiddenSize: number,
-  rowOffset: number,
-  scratch: Float64Array,
+  kernels: Pick<Kernels, 'gemvBias'>,
+  scratch: { v: FloatArray; next: FloatArray; zeros: FloatArray },
   iterations = 24,
 ): number {
   const H = hiddenSize
-  let v = scratch.subarray(0, H)
-  let next = scratch.subarray(H, 2 * H)
+  let v = scratch.v
+  let next = scratch.next
   // A fixed, non-special start vector keeps the estimate deterministic.
   for (let i = 0; i < H; i++) v[i] = 1 + ((i * 0.618034) % 1)
   normalize(v)
   let logGrowth = 0
   let counted = 0
   for (let k = 0; k < iterations; k++) {
-    for (let r = 0; r < H; r++) {
-      let acc = 0
-      const base = (rowOffset + r) * H
-      for (let j = 0; j < H; j++) acc += w[base + j]! * v[j]!
-      next[r] = acc
-    }
+    kernels.gemvBias(next, block, v, scratch.zeros, H, H)
     const norm = normalize(next)
     if (norm === 0) return 0
     // The first iterations mostly rotate v towards the dominant direction; average the rest.
@@ -42,7 +38,7 @@ export function spectralRadius(
   return Math.exp(logGrowth / counted)
 }
 
-function normalize(v: Float64Array): number {
+function normalize(v: FloatArray): number {
   let s = 0
   for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!
   const n = Math.sqrt(s)

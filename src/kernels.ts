@@ -1,4 +1,5 @@
 import type { Cell } from './cells/cell.js'
+import { sumOfSquares } from './clip.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
 import { gemvAdd, gemvTransAdd, gerAdd } from './linalg.js'
 
@@ -39,6 +40,27 @@ export interface Kernels {
     cache: FloatArray,
     stateIn: FloatArray,
   ): void
+  /** Σ v² in float64. */
+  sumSquares(values: FloatArray): number
+  /** v *= factor */
+  scale(values: FloatArray, factor: number): void
+  /**
+   * One Adam/AdamW step over p, g, m, v (see src/optimizers.ts) when these kernels can do it;
+   * false leaves it to the portable loop.
+   */
+  adam(
+    p: FloatArray,
+    g: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    lrOverBc1: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    bc2Sqrt: number,
+    decay: number,
+    l2: number,
+  ): boolean
 }
 
 /** The portable kernels: plain loops over typed arrays of either float type. */
@@ -56,5 +78,10 @@ export function jsKernels(ArrayType: FloatArrayConstructor): Kernels {
     cellForward: (cell, cand, cache, gIh, gHh, stateIn) => cell.forward(cand, cache, gIh, gHh, stateIn),
     cellBackward: (cell, dGIh, dGHh, dStateDirect, dCand, cache, stateIn) =>
       cell.backward(dGIh, dGHh, dStateDirect, dCand, cache, stateIn),
+    sumSquares: sumOfSquares,
+    scale(values, factor) {
+      for (let i = 0; i < values.length; i++) values[i] = values[i]! * factor
+    },
+    adam: () => false,
   }
 }

@@ -44,7 +44,7 @@ export interface PendingEvent {
   prediction: FloatArray | null
 }
 
-/** What a keyed step returns; `prediction` is overwritten by the next step (copy to keep). */
+/** What a keyed step returns: one object reused by the next step (copy what you keep). */
 export interface KeyedObservation {
   prediction: FloatArray
   updates: UpdateReport[]
@@ -71,6 +71,8 @@ export class KeyedTrainer {
   private readonly xScratch: FloatArray
   private readonly targetScratch: FloatArray
   private readonly updatesScratch: UpdateReport[] = []
+  /** Reused by every `observe`: the hot path allocates nothing. */
+  private readonly result: KeyedObservation
   /** Keys evicted so far (idle or over maxKeys). */
   evicted = 0
   /** Events learned from without a label because too many were waiting. */
@@ -94,6 +96,7 @@ export class KeyedTrainer {
     const A = arrayTypeOf(trainer.model.config.dtype)
     this.xScratch = new A(trainer.model.config.inputSize)
     this.targetScratch = new A(trainer.loss.targetSize)
+    this.result = { prediction: this.xScratch, updates: noUpdates }
   }
 
   get size(): number {
@@ -133,10 +136,14 @@ export class KeyedTrainer {
       )
     }
     const { prediction, update } = this.trainer.observeSequence(entry.sequence, x, target)
-    if (!update) return { prediction, updates: noUpdates }
-    this.updatesScratch.length = 0
-    this.updatesScratch.push(update)
-    return { prediction, updates: this.updatesScratch }
+    const result = this.result
+    result.prediction = prediction
+    if (update) {
+      this.updatesScratch.length = 0
+      this.updatesScratch.push(update)
+      result.updates = this.updatesScratch
+    } else result.updates = noUpdates
+    return result
   }
 
   /**

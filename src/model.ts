@@ -15,6 +15,8 @@ import { ParameterSet } from './params.js'
 import { readSafetensors, writeSafetensors } from './safetensors.js'
 import { RecurrentState } from './state.js'
 import { copyFiniteVector } from './validate.js'
+import { StagedWasmKernels } from './wasm/backend.js'
+import { wasmSimdSupported } from './wasm/kernels.js'
 
 /**
  * A stack of recurrent layers with a linear head, weights laid out and named as the
@@ -53,7 +55,6 @@ export class Model {
   constructor(config: ModelConfig, options: ModelOptions = {}) {
     const c = resolveModelConfig(config)
     this.config = c
-    const ArrayType = arrayTypeOf(c.dtype)
     this.kernels = selectKernels(c, options.backend ?? 'auto')
     const alloc = (n: number) => this.kernels.alloc(n)
     const H = c.hiddenSize
@@ -214,9 +215,28 @@ export function createModel(config: ModelConfig, options?: ModelOptions): Model 
   return new Model(config, options)
 }
 
-function selectKernels(config: ResolvedModelConfig, backend: NonNullable<ModelOptions['backend']>): Kernels {
-  if (backend === 'wasm') {
-    throw new RxrnnError('bad_config', "backend 'wasm' is not available in this build; use 'js'")
+function selectKernels(c: ResolvedModelConfig, backend: NonNullable<ModelOptions['backend']>): Kernels {
+  if (backend === 'js') return jsKernels(arrayTypeOf(c.dtype))
+  const usable = c.dtype === 'float32' && wasmSimdSupported()
+  if (backend === 'wasm' && !usable) {
+    throw new RxrnnError(
+      'bad_config',
+      c.dtype === 'float32'
+        ? "backend 'wasm' needs WebAssembly SIMD, which this runtime lacks; use backend 'js'"
+        : "backend 'wasm' computes in float32; use dtype 'float32', or backend 'js' for float64",
+    )
   }
-  return jsKernels(arrayTypeOf(config.dtype))
+  if (!usable) return jsKernels(arrayTypeOf(c.dtype))
+  // Everything the model, its trainer and optimizer allocate: parameters and gradients, up to
+  // three optimizer buffers, and per-layer scratch. Past the estimate, alloc falls back to
+  // ordinary arrays (staged, so only slower).
+  const H = c.hiddenSize
+  const G = gateCount(c.cell)
+  const S = c.cell === 'lstm' ? 2 * H : H
+  let params = c.outputSize * (H + 1)
+  for (let l = 0; l < c.numLayers; l++) params += G * H * ((l === 0 ? c.inputSize : H) + H + 2)
+  const cache = c.cell === 'lstm' ? 5 * H : c.cell === 'gru' ? 4 * H : H
+  const maxDim = Math.max(c.inputSize, G * H, S, cache, c.outputSize)
+  const scratch = c.numLayers * (4 * G * H + 4 * S + 2 * c.inputSize + 4 * H) + 8 * maxDim + 4 * c.outputSize
+  return new StagedWasmKernels(5 * params + scratch, maxDim)
 }

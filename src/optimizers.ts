@@ -1,6 +1,7 @@
 import type { FloatArray } from './dtype.js'
 import { zerosLike } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import type { Kernels } from './kernels.js'
 
 /** Optimizer settings, with torch.optim's names and defaults. */
 export type OptimizerConfig =
@@ -44,6 +45,7 @@ export function createOptimizer(
   config: OptimizerConfig,
   like: FloatArray,
   alloc: (n: number) => FloatArray = (n) => zerosLike(like, n),
+  kernels?: Pick<Kernels, 'adam'>,
 ): Optimizer {
   const c = resolveOptimizerConfig(config)
   const n = like.length
@@ -54,7 +56,7 @@ export function createOptimizer(
       return rmsprop(c as Required<Extract<OptimizerConfig, { type: 'rmsprop' }>>, n, alloc)
     case 'adam':
     case 'adamw':
-      return adam(c as Required<Extract<OptimizerConfig, { type: 'adam' | 'adamw' }>>, n, alloc)
+      return adam(c as Required<Extract<OptimizerConfig, { type: 'adam' | 'adamw' }>>, n, alloc, kernels)
   }
 }
 
@@ -181,7 +183,12 @@ function rmsprop(config: Cfg<'rmsprop'>, n: number, alloc: (n: number) => FloatA
   }
 }
 
-function adam(config: Cfg<'adam' | 'adamw'>, n: number, alloc: (n: number) => FloatArray): Optimizer {
+function adam(
+  config: Cfg<'adam' | 'adamw'>,
+  n: number,
+  alloc: (n: number) => FloatArray,
+  kernels: Pick<Kernels, 'adam'> | undefined,
+): Optimizer {
   const { beta1, beta2, eps, weightDecay: wd } = config
   const decoupled = config.type === 'adamw'
   const m = alloc(n)
@@ -198,6 +205,7 @@ function adam(config: Cfg<'adam' | 'adamw'>, n: number, alloc: (n: number) => Fl
       const stepSize = lr / bc1
       const decay = decoupled ? 1 - lr * wd : 1
       const l2 = decoupled ? 0 : wd
+      if (kernels?.adam(p, g, m, v, stepSize, beta1, beta2, eps, bc2Sqrt, decay, l2)) return
       for (let i = 0; i < p.length; i++) {
         const pi = p[i]! * decay
         const gi = g[i]! + l2 * pi

@@ -1,4 +1,4 @@
-import { clipByGlobalNorm, clipByValue, globalNorm } from './clip.js'
+import { clipByValue } from './clip.js'
 import type { ModelConfig } from './config.js'
 import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
@@ -56,6 +56,12 @@ export interface UpdateReport {
   spectralRadius?: number[]
 }
 
+/** What `observeSequence` returns: one object per trainer, reused by every call. */
+export interface SequenceObservation {
+  prediction: FloatArray
+  update: UpdateReport | undefined
+}
+
 /** What `observe` returns. */
 export interface Observation {
   /** y_t, made with the weights as they were before any update this step triggers. A copy: yours to keep. */
@@ -102,7 +108,12 @@ export class OnlineTrainer {
   private readonly trajectory: Slot[]
   private readonly activations: Slot[]
   private readonly probeNorms: Float64Array
-  private readonly powerScratch: Float64Array
+  /** One view per parameter tensor's gradient, made once. */
+  private readonly gradViews: FloatArray[]
+  private readonly result: SequenceObservation
+  private readonly powerScratch: { v: FloatArray; next: FloatArray; zeros: FloatArray }
+  /** The H×H block of each layer's W_hh whose spectral radius is reported. */
+  private readonly recurrentBlocks: FloatArray[]
   // Running statistics.
   private readonly clipHistory = new Uint8Array(100)
   private updatesSeen = 0
@@ -118,7 +129,12 @@ export class OnlineTrainer {
     const c = model.config
     this.ArrayType = arrayTypeOf(c.dtype)
     this.loss = createLoss(o.loss, c.outputSize, o.huberDelta)
-    this.optimizer = createOptimizer(o.optimizer, model.params.values, (n) => model.kernels.alloc(n))
+    this.optimizer = createOptimizer(
+      o.optimizer,
+      model.params.values,
+      (n) => model.kernels.alloc(n),
+      model.kernels,
+    )
     this.rng = new Rng(o.seed ?? c.seed + 1)
     const A = this.ArrayType
     // Scratch the kernels read and write lives in their memory (no staging copies).
@@ -137,7 +153,13 @@ export class OnlineTrainer {
     this.trajectory = new Array<Slot>(o.k2)
     this.activations = new Array<Slot>(o.k2)
     this.probeNorms = new Float64Array(o.k2)
-    this.powerScratch = new Float64Array(2 * c.hiddenSize)
+    this.gradViews = model.params.specs.map((spec) => model.params.grad(spec.name))
+    this.result = { prediction: this.yScratch, update: undefined }
+    this.powerScratch = { v: alloc(c.hiddenSize), next: alloc(c.hiddenSize), zeros: alloc(c.hiddenSize) }
+    // The block that carries h into the new content: g (rows 2H..3H) for the LSTM, n for the GRU.
+    const block = c.cell === 'lstm' || c.cell === 'gru' ? 2 : 0
+    const HH = c.hiddenSize * c.hiddenSize
+    this.recurrentBlocks = model.layers.map((layer) => layer.wHh.subarray(block * HH, (block + 1) * HH))
     if (o.rollback) {
       this.goodParams = model.params.values.slice()
       this.goodOptimizerState = Object.fromEntries(
@@ -283,18 +305,19 @@ export class OnlineTrainer {
   }
 
   /**
-   * `observe` on any sequence; the prediction returned is a buffer the next step overwrites
-   * (copy it to keep it). This is the allocation-free path the keyed operators use.
+   * `observe` on any sequence, without allocating: the result object and its prediction are
+   * reused by the next call (copy what you keep). The keyed operators use this path.
    */
   observeSequence(
     seq: SequenceWindow,
     x: ArrayLike<number>,
     target?: number | ArrayLike<number> | null,
-  ): { prediction: FloatArray; update: UpdateReport | undefined } {
+  ): SequenceObservation {
     const hasTarget = this.check(x, target)
-    const prediction = this.forwardStep(seq, hasTarget)
-    const update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
-    return { prediction, update }
+    const result = this.result
+    result.prediction = this.forwardStep(seq, hasTarget)
+    result.update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
+    return result
   }
 
   /**
@@ -486,10 +509,11 @@ export class OnlineTrainer {
     const o = this.options
     const params = this.model.params
     const grads = params.grads
-    const gradNorm = globalNorm(grads)
+    const k = this.model.kernels
+    const gradNorm = Math.sqrt(k.sumSquares(grads))
     const paramGradNorms: Record<string, number> = {}
-    for (const spec of params.specs)
-      paramGradNorms[spec.name] = globalNorm(grads.subarray(spec.offset, spec.offset + spec.size))
+    for (let i = 0; i < params.specs.length; i++)
+      paramGradNorms[params.specs[i]!.name] = Math.sqrt(k.sumSquares(this.gradViews[i]!))
     const report: UpdateReport = {
       step: seq.observed,
       update: this.optimizer.t,
@@ -525,12 +549,15 @@ export class OnlineTrainer {
     }
     let norm = gradNorm
     if (o.clipValue !== undefined && clipByValue(grads, o.clipValue) > 0) {
-      norm = globalNorm(grads)
+      norm = Math.sqrt(k.sumSquares(grads))
       report.clipped = true
     }
-    if (o.clipNorm !== undefined && clipByGlobalNorm(grads, norm, o.clipNorm) < 1) {
+    // clip_grad_norm_: scale by clipNorm / (norm + 1e-6) when that is below 1.
+    const factor = o.clipNorm === undefined ? 1 : o.clipNorm / (norm + 1e-6)
+    if (factor < 1) {
+      k.scale(grads, factor)
       report.clipped = true
-      norm = globalNorm(grads)
+      norm = Math.sqrt(k.sumSquares(grads))
     }
     report.clippedGradNorm = norm
     // The good copy is the weights whose loss was just accepted, saved before the step: weights
@@ -591,10 +618,8 @@ export class OnlineTrainer {
       result.gradientFlow = { norms, logGainPerStep: fitLogGain(norms) }
     }
     const H = this.model.config.hiddenSize
-    // The block that carries h into the new content: g (rows 2H..3H) for the LSTM, n for the GRU.
-    const block = this.model.config.cell === 'lstm' || this.model.config.cell === 'gru' ? 2 : 0
-    result.spectralRadius = this.model.layers.map((layer) =>
-      spectralRadius(layer.wHh, H, block * H, this.powerScratch),
+    result.spectralRadius = this.recurrentBlocks.map((block) =>
+      spectralRadius(block, H, this.model.kernels, this.powerScratch),
     )
     return result
   }

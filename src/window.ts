@@ -83,6 +83,10 @@ export class SequenceWindow {
       0,
     )
     const perSlot = L.inputSize + L.targetSize + stateFloats + cacheFloats + yFloats + maskFloats
+    const regularised = L.inputDropout || L.recurrentDropout || L.zoneout
+    const noCaches: FloatArray[] = []
+    const noMasks: null[] = L.layerInputSizes.map(() => null)
+    const emptyOutput = new ArrayType(0)
     const buffer = new ArrayType(perSlot * cap)
     this.buffer = buffer
     let offset = 0
@@ -93,9 +97,13 @@ export class SequenceWindow {
       const target = take(L.targetSize)
       const stateData = take(stateFloats)
       const stateOf = new RecurrentState(stateData, L.numLayers, L.hiddenSize)
-      const caches = L.storeActivations ? Array.from({ length: L.numLayers }, () => take(L.cacheSize)) : []
-      const y = take(yFloats)
-      const masks = L.layerInputSizes.map((inSize) => this.layerMasks(take, inSize))
+      // Slots of windows that store no activations or masks share their empty parts: a key of a
+      // keyed stream then holds fewer JS objects per slot.
+      const caches = L.storeActivations
+        ? Array.from({ length: L.numLayers }, () => take(L.cacheSize))
+        : noCaches
+      const y = yFloats > 0 ? take(yFloats) : emptyOutput
+      const masks = regularised ? L.layerInputSizes.map((inSize) => this.layerMasks(take, inSize)) : noMasks
       slots.push({ x, target, hasTarget: false, states: stateOf.layers, stateOf, caches, y, masks })
     }
     this.slots = slots

@@ -7,9 +7,14 @@ const tolerance = { float32: 1e-6, float64: 1e-9 } as const
 
 describe('forward pass matches PyTorch', () => {
   for (const c of forwardCases) {
-    for (const dtype of ['float32', 'float64'] as const) {
-      it(`${c.name} in ${dtype}`, () => {
-        const model = createModel({ ...c, dtype, seed: 1 })
+    for (const [dtype, backend] of [
+      ['float32', 'wasm'],
+      ['float32', 'js'],
+      ['float64', 'js'],
+    ] as const) {
+      it(`${c.name} in ${dtype} (${backend} kernels)`, () => {
+        const model = createModel({ ...c, dtype, seed: 1 }, { backend })
+        expect(model.kernels.name).toBe(backend)
         model.loadSafetensors(loadReferenceWeights(c))
         for (const [name, value] of Object.entries(c.params!)) {
           expect(maxRelativeError(model.getParameter(name), flat(value))).toBeLessThan(1e-12)

@@ -11,8 +11,10 @@ function trainerFor(
   c: ReferenceCase,
   dtype: 'float32' | 'float64',
   overrides: { lr?: number; clip?: boolean } = {},
+  backend: 'wasm' | 'js' = 'js',
 ) {
-  const model = createModel({ ...c, dtype, seed: 1 })
+  const model = createModel({ ...c, dtype, seed: 1 }, { backend })
+  expect(model.kernels.name).toBe(backend)
   model.loadSafetensors(loadReferenceWeights(c))
   const trainer = new OnlineTrainer(model, {
     k1: c.k1!,
@@ -26,9 +28,13 @@ function trainerFor(
 
 describe('online TBPTT matches PyTorch', () => {
   for (const c of trainCases) {
-    for (const dtype of ['float32', 'float64'] as const) {
-      it(`${c.name} in ${dtype}: predictions, losses, gradient norms, clipping, final weights`, () => {
-        const { model, trainer } = trainerFor(c, dtype)
+    for (const [dtype, backend] of [
+      ['float32', 'wasm'],
+      ['float32', 'js'],
+      ['float64', 'js'],
+    ] as const) {
+      it(`${c.name} in ${dtype} (${backend} kernels): predictions, losses, gradient norms, clipping, final weights`, () => {
+        const { model, trainer } = trainerFor(c, dtype, {}, backend)
         const updates: UpdateReport[] = []
         c.x.forEach((x, t) => {
           const { prediction, update } = trainer.observe(x, c.target![t]!)

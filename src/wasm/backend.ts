@@ -1,0 +1,194 @@
+import type { Cell } from '../cells/cell.js'
+import type { FloatArray } from '../dtype.js'
+import { RxrnnError } from '../errors.js'
+import type { Kernels } from '../kernels.js'
+import { WasmKernels } from './kernels.js'
+
+/**
+ * The WebAssembly SIMD kernels behind the `Kernels` interface. A model's parameters, gradients,
+ * optimizer state and scratch live in the kernels' memory (allocated through `alloc`); arrays
+ * from outside it (a user's state, a key's TBPTT window) are staged: copied into fixed buffers in
+ * the memory before a call and copied back after. Staging moves O(H) floats per call, next to
+ * the O(H²) the kernels compute.
+ */
+export class StagedWasmKernels implements Kernels {
+  readonly name = 'wasm' as const
+  private readonly k: WasmKernels
+  private readonly memoryBuffer: ArrayBuffer
+  private readonly residentKey = Symbol('rxrnn.resident')
+  private readonly stageIn: Float32Array[]
+  private readonly stageOut: Float32Array[]
+
+  /**
+   * @param floats floats the model will `alloc` (a generous estimate: past it, `alloc` falls
+   *   back to ordinary arrays, which are staged like any outside array)
+   * @param maxDim the longest vector a kernel call reads or writes besides the parameters
+   */
+  constructor(floats: number, maxDim: number) {
+    const stageCount = 7
+    this.k = new WasmKernels(
+      WasmKernels.bytesFor([floats, ...Array<number>(stageCount).fill(maxDim)]) + 64 * 1024,
+    )
+    this.memoryBuffer = this.k.memory.buffer
+    this.stageIn = Array.from({ length: 4 }, () => this.k.alloc(maxDim))
+    this.stageOut = Array.from({ length: 3 }, () => this.k.alloc(maxDim))
+  }
+
+  alloc(n: number): FloatArray {
+    return this.k.bytesFree >= 4 * n + 16 ? this.k.alloc(n) : new Float32Array(n)
+  }
+
+  /** Whether a view lies in the kernels' memory; cached on the view (its buffer getter is slow). */
+  private resident(view: FloatArray): boolean {
+    const tagged = view as unknown as Record<symbol, boolean | undefined>
+    let r = tagged[this.residentKey]
+    if (r === undefined) {
+      r = view.buffer === this.memoryBuffer
+      Object.defineProperty(view, this.residentKey, { value: r })
+    }
+    return r
+  }
+
+  /** A view that must be resident (parameters): the memory is sized so that they always are. */
+  private must(view: FloatArray): Float32Array {
+    if (this.resident(view)) return view as Float32Array
+    throw new RxrnnError(
+      'internal',
+      'WebAssembly kernels got parameters outside their memory; please report this',
+    )
+  }
+
+  /** The view itself when resident, else its first n floats copied into staging buffer `slot`. */
+  private in(view: FloatArray, n: number, slot: number): Float32Array {
+    if (this.resident(view)) return view as Float32Array
+    const stage = this.stageIn[slot]!
+    for (let i = 0; i < n; i++) stage[i] = view[i]!
+    return stage
+  }
+
+  /** Where a kernel writes `view`: itself when resident, else an output staging buffer (pre-filled when `accumulate`). */
+  private out(view: FloatArray, n: number, slot: number, accumulate: boolean): Float32Array {
+    if (this.resident(view)) return view as Float32Array
+    const stage = this.stageOut[slot]!
+    if (accumulate) for (let i = 0; i < n; i++) stage[i] = view[i]!
+    return stage
+  }
+
+  private back(view: FloatArray, stage: Float32Array, n: number): void {
+    if (stage === view) return
+    for (let i = 0; i < n; i++) view[i] = stage[i]!
+  }
+
+  gemvBias(y: FloatArray, w: FloatArray, x: FloatArray, b: FloatArray, rows: number, cols: number): void {
+    const yw = this.out(y, rows, 0, false)
+    this.k.gemvBias(yw, this.must(w), this.in(x, cols, 1), this.in(b, rows, 2), rows, cols)
+    this.back(y, yw, rows)
+  }
+
+  gemvAcc(y: FloatArray, w: FloatArray, x: FloatArray, rows: number, cols: number): void {
+    const yw = this.out(y, rows, 0, true)
+    this.k.gemvAcc(yw, this.must(w), this.in(x, cols, 1), rows, cols)
+    this.back(y, yw, rows)
+  }
+
+  gemvTransAcc(y: FloatArray, w: FloatArray, v: FloatArray, rows: number, cols: number): void {
+    const yw = this.out(y, cols, 0, true)
+    this.k.gemvTransAcc(yw, this.must(w), this.in(v, rows, 1), rows, cols)
+    this.back(y, yw, cols)
+  }
+
+  gerAcc(g: FloatArray, v: FloatArray, x: FloatArray, rows: number, cols: number): void {
+    this.k.gerAcc(this.must(g), this.in(v, rows, 1), this.in(x, cols, 2), rows, cols)
+  }
+
+  cellForward(
+    cell: Cell,
+    cand: FloatArray,
+    cache: FloatArray,
+    gIh: FloatArray,
+    gHh: FloatArray,
+    stateIn: FloatArray,
+  ): void {
+    const S = cell.stateSize
+    const stateW = this.in(stateIn, S, 0)
+    const candW = this.out(cand, S, 0, false)
+    const cacheW = this.out(cache, cell.cacheSize, 1, false)
+    const rows = cell.gates * cell.hiddenSize
+    this.k.cellForward(cell, candW, cacheW, this.in(gIh, rows, 1), this.in(gHh, rows, 2), stateW)
+    this.back(cand, candW, S)
+    this.back(cache, cacheW, cell.cacheSize)
+  }
+
+  cellBackward(
+    cell: Cell,
+    dGIh: FloatArray,
+    dGHh: FloatArray,
+    dStateDirect: FloatArray,
+    dCand: FloatArray,
+    cache: FloatArray,
+    stateIn: FloatArray,
+  ): void {
+    const S = cell.stateSize
+    const rows = cell.gates * cell.hiddenSize
+    const dGIhW = this.out(dGIh, rows, 0, false)
+    const dGHhW = dGHh === dGIh ? dGIhW : this.out(dGHh, rows, 1, false)
+    const dStateW = this.out(dStateDirect, S, 2, false)
+    this.k.cellBackward(
+      cell,
+      dGIhW,
+      dGHhW,
+      dStateW,
+      this.in(dCand, S, 0),
+      this.in(cache, cell.cacheSize, 1),
+      this.in(stateIn, S, 2),
+    )
+    this.back(dGIh, dGIhW, rows)
+    if (dGHh !== dGIh) this.back(dGHh, dGHhW, rows)
+    this.back(dStateDirect, dStateW, S)
+  }
+
+  sumSquares(values: FloatArray): number {
+    return this.resident(values) ? this.k.sumSquares(values as Float32Array) : jsSumSquares(values)
+  }
+
+  scale(values: FloatArray, factor: number): void {
+    if (this.resident(values)) this.k.scale(values as Float32Array, factor)
+    else for (let i = 0; i < values.length; i++) values[i] = values[i]! * factor
+  }
+
+  adam(
+    p: FloatArray,
+    g: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    lrOverBc1: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    bc2Sqrt: number,
+    decay: number,
+    l2: number,
+  ): boolean {
+    if (!(this.resident(p) && this.resident(g) && this.resident(m) && this.resident(v))) return false
+    this.k.adam(
+      p as Float32Array,
+      g as Float32Array,
+      m as Float32Array,
+      v as Float32Array,
+      lrOverBc1,
+      beta1,
+      beta2,
+      eps,
+      bc2Sqrt,
+      decay,
+      l2,
+    )
+    return true
+  }
+}
+
+function jsSumSquares(values: FloatArray): number {
+  let s = 0
+  for (let i = 0; i < values.length; i++) s += values[i]! * values[i]!
+  return s
+}
