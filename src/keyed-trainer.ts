@@ -4,7 +4,7 @@ import { RxrnnError } from './errors.js'
 import { decodeSnapshot, encodeSnapshot, field, restoreArray } from './snapshot.js'
 import type { RecurrentState } from './state.js'
 import type { UpdateReport } from './trainer.js'
-import { OnlineTrainer } from './trainer.js'
+import { copyReport, OnlineTrainer } from './trainer.js'
 import { copyFiniteVector } from './validate.js'
 import type { SequenceWindow } from './window.js'
 
@@ -44,7 +44,10 @@ export interface PendingEvent {
   prediction: FloatArray | null
 }
 
-/** What a keyed step returns: one object reused by the next step (copy what you keep). */
+/**
+ * What a keyed step returns: one object reused by the next step, whose prediction and update
+ * reports are reused too (copy what you keep: `prediction.slice()`, `copyReport(update)`).
+ */
 export interface KeyedObservation {
   prediction: FloatArray
   updates: UpdateReport[]
@@ -197,7 +200,8 @@ export class KeyedTrainer {
       const event = entry.pending.shift()!
       force = false
       const { update } = this.trainer.observeSequence(entry.sequence, event.x, event.target)
-      if (update) this.updatesScratch.push(update)
+      // The trainer reuses its report object; several updates here need one each.
+      if (update) this.updatesScratch.push(copyReport(update))
     }
     // Caught up: the prediction state is exactly the trajectory's state again.
     if (entry.pending.length === 0) entry.live!.copyFrom(entry.sequence.state)

@@ -111,6 +111,10 @@ export class OnlineTrainer {
   /** One view per parameter tensor's gradient, made once. */
   private readonly gradViews: FloatArray[]
   private readonly result: SequenceObservation
+  /** The update report of the allocation-free path, rewritten by every update. */
+  private readonly report: UpdateReport
+  private readonly flow: { norms: number[]; logGainPerStep: number }
+  private readonly radii: number[]
   private readonly powerScratch: { v: FloatArray; next: FloatArray; zeros: FloatArray }
   /** The H×H block of each layer's W_hh whose spectral radius is reported. */
   private readonly recurrentBlocks: FloatArray[]
@@ -155,6 +159,26 @@ export class OnlineTrainer {
     this.probeNorms = new Float64Array(o.k2)
     this.gradViews = model.params.specs.map((spec) => model.params.grad(spec.name))
     this.result = { prediction: this.yScratch, update: undefined }
+    this.flow = { norms: [], logGainPerStep: Number.NaN }
+    this.radii = model.layers.map(() => Number.NaN)
+    this.report = {
+      step: 0,
+      update: 0,
+      loss: Number.NaN,
+      gradNorm: Number.NaN,
+      clippedGradNorm: Number.NaN,
+      clipped: false,
+      skipped: false,
+      reason: undefined,
+      rolledBack: false,
+      lossSteps: 0,
+      windowSteps: 0,
+      lr: 0,
+      clipRate: 0,
+      paramGradNorms: Object.fromEntries(model.params.specs.map((spec) => [spec.name, Number.NaN])),
+      gradientFlow: undefined,
+      spectralRadius: undefined,
+    }
     this.powerScratch = { v: alloc(c.hiddenSize), next: alloc(c.hiddenSize), zeros: alloc(c.hiddenSize) }
     // The block that carries h into the new content: g (rows 2H..3H) for the LSTM, n for the GRU.
     const block = c.cell === 'lstm' || c.cell === 'gru' ? 2 : 0
@@ -301,12 +325,15 @@ export class OnlineTrainer {
    */
   observe(x: ArrayLike<number>, target?: number | ArrayLike<number> | null): Observation {
     const { prediction, update } = this.observeSequence(this.sequence, x, target)
-    return update ? { prediction: prediction.slice(), update } : { prediction: prediction.slice() }
+    return update
+      ? { prediction: prediction.slice(), update: copyReport(update) }
+      : { prediction: prediction.slice() }
   }
 
   /**
-   * `observe` on any sequence, without allocating: the result object and its prediction are
-   * reused by the next call (copy what you keep). The keyed operators use this path.
+   * `observe` on any sequence, without allocating: the result object, its prediction and its
+   * update report are reused by the next call (copy what you keep: `prediction.slice()`,
+   * `copyReport(update)`). The keyed operators use this path.
    */
   observeSequence(
     seq: SequenceWindow,
@@ -426,13 +453,12 @@ export class OnlineTrainer {
     this.backward(entering, n, scale, true)
     const loss = lossSum * scale
     // Diagnose before the step, so the probe's Jacobians use the weights the gradient was taken at.
-    const diagnostics =
-      o.diagnosticsEvery > 0 && (this.updatesSeen + 1) % o.diagnosticsEvery === 0
-        ? this.diagnose(entering, n, scale)
-        : null
-    const report = this.applyGradients(seq, loss, lossSteps, n)
-    if (diagnostics) Object.assign(report, diagnostics)
-    return report
+    const report = this.report
+    report.gradientFlow = undefined
+    report.spectralRadius = undefined
+    if (o.diagnosticsEvery > 0 && (this.updatesSeen + 1) % o.diagnosticsEvery === 0)
+      this.diagnose(entering, n, scale)
+    return this.applyGradients(seq, loss, lossSteps, n)
   }
 
   /** Re-runs the forward pass of the last n steps from the entering state into the workspace. */
@@ -511,24 +537,24 @@ export class OnlineTrainer {
     const grads = params.grads
     const k = this.model.kernels
     const gradNorm = Math.sqrt(k.sumSquares(grads))
-    const paramGradNorms: Record<string, number> = {}
-    for (let i = 0; i < params.specs.length; i++)
+    const report = this.report
+    const paramGradNorms = report.paramGradNorms
+    for (let i = 0; i < params.specs.length; i++) {
       paramGradNorms[params.specs[i]!.name] = Math.sqrt(k.sumSquares(this.gradViews[i]!))
-    const report: UpdateReport = {
-      step: seq.observed,
-      update: this.optimizer.t,
-      loss,
-      gradNorm,
-      clippedGradNorm: gradNorm,
-      clipped: false,
-      skipped: false,
-      rolledBack: false,
-      lossSteps,
-      windowSteps: n,
-      lr: this.optimizer.config.lr,
-      clipRate: 0,
-      paramGradNorms,
     }
+    report.step = seq.observed
+    report.update = this.optimizer.t
+    report.loss = loss
+    report.gradNorm = gradNorm
+    report.clippedGradNorm = gradNorm
+    report.clipped = false
+    report.skipped = false
+    report.reason = undefined
+    report.rolledBack = false
+    report.lossSteps = lossSteps
+    report.windowSteps = n
+    report.lr = this.optimizer.config.lr
+    report.clipRate = 0
     const diverged = this.divergence(loss, gradNorm)
     if (diverged) {
       report.skipped = true
@@ -604,30 +630,46 @@ export class OnlineTrainer {
   }
 
   /** Gradient flow of the newest step's loss back through the window, and spectral radii. */
-  private diagnose(
-    entering: Slot,
-    n: number,
-    scale: number,
-  ): Pick<UpdateReport, 'gradientFlow' | 'spectralRadius'> {
-    const result: Pick<UpdateReport, 'gradientFlow' | 'spectralRadius'> = {}
+  /** Fills the report's gradient flow and spectral radii (in place: reused buffers, no allocation). */
+  private diagnose(entering: Slot, n: number, scale: number): void {
+    const report = this.report
     const newest = this.trajectory[n - 1]!
     if (newest.hasTarget) {
       this.probeNorms.fill(0)
       this.backward(entering, n, scale, false)
-      const norms = Array.from(this.probeNorms.subarray(0, n))
-      result.gradientFlow = { norms, logGainPerStep: fitLogGain(norms) }
+      const flow = this.flow
+      flow.norms.length = n
+      for (let i = 0; i < n; i++) flow.norms[i] = this.probeNorms[i]!
+      flow.logGainPerStep = fitLogGain(flow.norms)
+      report.gradientFlow = flow
     }
     const H = this.model.config.hiddenSize
-    result.spectralRadius = this.recurrentBlocks.map((block) =>
-      spectralRadius(block, H, this.model.kernels, this.powerScratch),
-    )
-    return result
+    const radii = this.radii
+    for (let l = 0; l < radii.length; l++) {
+      radii[l] = spectralRadius(this.recurrentBlocks[l]!, H, this.model.kernels, this.powerScratch)
+    }
+    report.spectralRadius = radii
   }
 }
 
 function allFinite(values: FloatArray): boolean {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return false
   return true
+}
+
+/** A deep copy of an update report, for keeping one from the allocation-free path. */
+export function copyReport(report: UpdateReport): UpdateReport {
+  const copy: UpdateReport = { ...report, paramGradNorms: { ...report.paramGradNorms } }
+  if (report.gradientFlow) {
+    copy.gradientFlow = {
+      norms: report.gradientFlow.norms.slice(),
+      logGainPerStep: report.gradientFlow.logGainPerStep,
+    }
+  } else delete copy.gradientFlow
+  if (report.spectralRadius) copy.spectralRadius = report.spectralRadius.slice()
+  else delete copy.spectralRadius
+  if (report.reason === undefined) delete copy.reason
+  return copy
 }
 
 /** dH[0:H] += Wᵀ·dY without touching the head's gradients. */

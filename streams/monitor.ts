@@ -1,7 +1,7 @@
 import type { Observable } from 'rxjs'
 import { Subject } from 'rxjs'
 import type { UpdateReport } from '../src/index.js'
-import { RxrnnError } from '../src/index.js'
+import { copyReport, RxrnnError } from '../src/index.js'
 import type { ClassificationScores, RegressionScores } from './evaluation.js'
 import { ClassificationEvaluator, RegressionEvaluator } from './evaluation.js'
 
@@ -102,7 +102,9 @@ export class Monitor {
     this.errorsSubject.next(rejected)
   }
 
-  update(report: UpdateReport, key?: string): void {
+  /** Records an update; the report is copied (the trainer reuses its report object). */
+  update(update: UpdateReport, key?: string): void {
+    const report = copyReport(update)
     this.updates++
     if (report.skipped) this.skippedUpdates++
     if (report.rolledBack) this.rolledBack++
@@ -112,7 +114,7 @@ export class Monitor {
         ? report.loss
         : 0.95 * this.lossAverage + 0.05 * report.loss
     }
-    this.updatesSubject.next(key === undefined ? report : { ...report, key })
+    this.updatesSubject.next(key === undefined ? report : Object.assign(report, { key }))
     this.metricsSubject.next(this.snapshot())
   }
 

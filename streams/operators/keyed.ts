@@ -1,7 +1,7 @@
 import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler, Observable as RxObservable } from 'rxjs'
 import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } from '../../src/index.js'
-import { KeyedTrainer, RxrnnError } from '../../src/index.js'
+import { copyReport, KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { rejectEvent, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
@@ -101,7 +101,7 @@ export function learnByKey<T = KeyedEvent>(
             }
             const { prediction, updates } = keyed.observe(event.key, event.x, event.target, scheduler.now())
             result = { key: event.key, prediction: prediction.slice() }
-            if (updates.length > 0) result.update = updates[0]!
+            if (updates.length > 0) result.update = copyReport(updates[0]!)
           } catch (error) {
             try {
               rejectEvent(monitor, error, raw, typeof event?.key === 'string' ? event.key : undefined)

@@ -1,7 +1,7 @@
 import type { OperatorFunction } from 'rxjs'
 import { Observable } from 'rxjs'
 import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
-import { RxrnnError } from '../../src/index.js'
+import { copyReport, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { rejectEvent, score, targetVector, trainerFor } from './shared.js'
@@ -66,7 +66,9 @@ export function learn(
               previousTarget = null
             }
             const { prediction, update } = trainer.observeSequence(trainer.sequence, event.x, event.target)
-            result = update ? { prediction: prediction.slice(), update } : { prediction: prediction.slice() }
+            result = update
+              ? { prediction: prediction.slice(), update: copyReport(update) }
+              : { prediction: prediction.slice() }
           } catch (error) {
             try {
               rejectEvent(monitor, error, event)
