@@ -283,7 +283,11 @@ export class KeyedTrainer {
     return keyed
   }
 
-  /** Bytes of typed-array memory one key holds. */
+  /**
+   * Bytes of typed-array memory one key holds (its window and states). The JS objects around
+   * them (one small object and a few views per slot) add roughly as much again on the heap:
+   * `npm run bench` measures both.
+   */
   bytesPerKey(): number {
     const seq = this.trainer.createSequence({ storeActivations: false })
     const bytes = seq.slots[0]!.x.buffer.byteLength
