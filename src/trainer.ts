@@ -48,7 +48,7 @@ export interface UpdateReport {
   /** Gradient norm per parameter tensor (PyTorch names), before clipping. */
   paramGradNorms: Record<string, number>
   /**
-   * ‖∂L_t/∂h_{t−k}‖ (top layer, newest step's loss) for k = 0, 1, … back through the window,
+   * ‖∂L_t/∂s_{t−k}‖ (s: the top layer's state, h and for the LSTM also c; the newest step's loss) for k = 0, 1, … back through the window,
    * and the fitted slope of its logarithm per step: < 0 vanishing, > 0 exploding.
    */
   gradientFlow?: { norms: number[]; logGainPerStep: number }
@@ -506,7 +506,7 @@ export class OnlineTrainer {
       }
       if (!accumulate) {
         let sq = 0
-        for (let k = 0; k < H; k++) sq += dTop[k]! * dTop[k]!
+        for (let k = 0; k < dTop.length; k++) sq += dTop[k]! * dTop[k]!
         this.probeNorms[n - 1 - i] = Math.sqrt(sq)
       }
       for (let l = top; l >= 0; l--) {
