@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { filter, from, lastValueFrom, map, mergeMap, tap } from 'rxjs'
 import { createModel, OnlineScaler } from 'rxrnn'
 import type { SeattleHourlyRow } from 'rxrnn/streams'
-import { forecast, loadSeattleHourly } from 'rxrnn/streams'
+import { ErrorTotals, forecast, loadSeattleHourly } from 'rxrnn/streams'
 
 export interface SensorsOptions {
   /** Hours replayed per sensor (default: each season whole, about 2900). */
@@ -90,7 +90,7 @@ export async function main(options: SensorsOptions = {}): Promise<SensorResult[]
 
   const model = createModel({ cell: 'gru', inputSize: 5, hiddenSize: 32, outputSize: 2, seed })
   const scores = new Map(
-    SENSORS.map((s) => [s, { settled: 0, model: new ErrorSum(2), persistence: new ErrorSum(2) }]),
+    SENSORS.map((s) => [s, { settled: 0, model: new ErrorTotals(2), persistence: new ErrorTotals(2) }]),
   )
   // The forecast made at each sensor's latest reading, waiting for the next one to settle it.
   const open = new Map<string, { reading: Reading; forecast: number[] }>()
@@ -156,31 +156,6 @@ export async function main(options: SensorsOptions = {}): Promise<SensorResult[]
     )
   }
   return results
-}
-
-/** Sums of squared and absolute errors per output, for RMSE and MAE over the whole run. */
-class ErrorSum {
-  n = 0
-  private readonly sq: number[]
-  private readonly abs: number[]
-
-  constructor(size: number) {
-    this.sq = new Array<number>(size).fill(0)
-    this.abs = new Array<number>(size).fill(0)
-  }
-
-  add(forecast: ArrayLike<number>, truth: ArrayLike<number>): void {
-    this.n++
-    for (let k = 0; k < this.sq.length; k++) {
-      const e = forecast[k]! - truth[k]!
-      this.sq[k]! += e * e
-      this.abs[k]! += Math.abs(e)
-    }
-  }
-
-  at(k: number): Errors {
-    return { rmse: Math.sqrt(this.sq[k]! / this.n), mae: this.abs[k]! / this.n }
-  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main()

@@ -17,7 +17,7 @@
 import { fileURLToPath } from 'node:url'
 import { filter, from, lastValueFrom, map, pairwise, skip, tap } from 'rxjs'
 import { createModel, OnlineScaler } from 'rxrnn'
-import { forecast, loadSp500Daily } from 'rxrnn/streams'
+import { ErrorTotals, forecast, loadSp500Daily } from 'rxrnn/streams'
 
 export interface StockOptions {
   /** Trading days replayed, from 2000-01-03 (default: all 5105). */
@@ -78,9 +78,9 @@ export async function main(options: StockOptions = {}): Promise<StockResult> {
 
   const model = createModel({ cell: 'gru', inputSize: 3, hiddenSize, outputSize: 2, seed })
   const errors = {
-    model: new ErrorSum(2),
-    persistence: new ErrorSum(2),
-    zero: new ErrorSum(1),
+    model: new ErrorTotals(2),
+    persistence: new ErrorTotals(2),
+    zero: new ErrorTotals(1),
   }
 
   await lastValueFrom(
@@ -139,31 +139,6 @@ export async function main(options: StockOptions = {}): Promise<StockResult> {
       `range: GRU ${vs(result.logRange.model, result.logRange.persistence)} vs persistence`,
   )
   return result
-}
-
-/** Sums of squared and absolute errors per output, for RMSE and MAE over the whole run. */
-class ErrorSum {
-  n = 0
-  private readonly sq: number[]
-  private readonly abs: number[]
-
-  constructor(size: number) {
-    this.sq = new Array<number>(size).fill(0)
-    this.abs = new Array<number>(size).fill(0)
-  }
-
-  add(forecast: ArrayLike<number>, truth: ArrayLike<number>): void {
-    this.n++
-    for (let k = 0; k < this.sq.length; k++) {
-      const e = forecast[k]! - truth[k]!
-      this.sq[k]! += e * e
-      this.abs[k]! += Math.abs(e)
-    }
-  }
-
-  at(k: number): Errors {
-    return { rmse: Math.sqrt(this.sq[k]! / this.n), mae: this.abs[k]! / this.n }
-  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main()

@@ -160,3 +160,45 @@ export class ClassificationEvaluator {
     }
   }
 }
+
+/**
+ * Errors over a whole evaluation period (not a rolling window), per output: for the summary of
+ * a replay, where every forecast since warm-up counts once.
+ *
+ * @example
+ * const totals = new ErrorTotals(2)
+ * totals.add(prediction, truth)
+ * console.log(totals.at(0).rmse, totals.at(1).mae)
+ */
+export class ErrorTotals {
+  /** Forecasts scored. */
+  n = 0
+  private readonly squares: Float64Array
+  private readonly absolutes: Float64Array
+
+  constructor(readonly size: number) {
+    this.squares = new Float64Array(size)
+    this.absolutes = new Float64Array(size)
+  }
+
+  add(forecast: ArrayLike<number>, truth: ArrayLike<number>): void {
+    this.n++
+    for (let k = 0; k < this.size; k++) {
+      const e = forecast[k]! - truth[k]!
+      this.squares[k] = this.squares[k]! + e * e
+      this.absolutes[k] = this.absolutes[k]! + Math.abs(e)
+    }
+  }
+
+  rmse(k: number): number {
+    return Math.sqrt(this.squares[k]! / this.n)
+  }
+
+  mae(k: number): number {
+    return this.absolutes[k]! / this.n
+  }
+
+  at(k: number): { rmse: number; mae: number } {
+    return { rmse: this.rmse(k), mae: this.mae(k) }
+  }
+}

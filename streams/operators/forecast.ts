@@ -4,7 +4,7 @@ import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.j
 import { KeyedTrainer } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
+import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
 
 export interface ForecastOptions<T> {
   /** The model's input for an event. */
@@ -94,12 +94,9 @@ export function forecast<T>(
                 prev.target = Array.from(targetVector(target))
               }
             } catch (error) {
-              try {
-                rejectEvent(monitor, error, event, key)
-              } catch (fatal) {
-                subscriber.error(fatal)
-                return
-              }
+              // A refused target only skips the join: this event is still forecast, unless it was fatal.
+              refuse(subscriber, monitor, error, event, key)
+              if (subscriber.closed) return
             }
           }
           const id = nextId++
@@ -107,11 +104,7 @@ export function forecast<T>(
           try {
             prediction = keyed.predict(key, id, x, scheduler.now()).prediction.slice()
           } catch (error) {
-            try {
-              rejectEvent(monitor, error, event, key)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, monitor, error, event, key)
             return
           }
           previous.set(key, { id, event, target: prev?.target ?? null })

@@ -4,7 +4,7 @@ import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } fr
 import { copyReport, KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
+import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
 
 /** One event of a keyed stream: which stream it belongs to, its input, and its target when known. */
 export interface KeyedEvent {
@@ -103,11 +103,7 @@ export function learnByKey<T = KeyedEvent>(
             result = { key: event.key, prediction: prediction.slice() }
             if (updates.length > 0) result.update = copyReport(updates[0]!)
           } catch (error) {
-            try {
-              rejectEvent(monitor, error, raw, typeof event?.key === 'string' ? event.key : undefined)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, monitor, error, raw, typeof event?.key === 'string' ? event.key : undefined)
             return
           }
           if (monitor) {

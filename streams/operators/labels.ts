@@ -4,7 +4,7 @@ import type { FloatArray, TrainerOptions } from '../../src/index.js'
 import { KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, sweepIdleKeys, trainerFor } from './shared.js'
+import { refuse, score, sweepIdleKeys, trainerFor } from './shared.js'
 
 /** An event whose label comes later, under the same id. */
 export interface UnlabelledEvent {
@@ -83,11 +83,7 @@ export function learnWithLabels(
               score(monitor, keyed.trainer, joined.event.prediction, label.target, null)
             for (const u of joined.updates) monitor?.update(u, key)
           } catch (error) {
-            try {
-              rejectEvent(monitor, error, label, label?.key)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, monitor, error, label, label?.key)
           }
         },
         error: (e) => subscriber.error(e),
@@ -105,11 +101,7 @@ export function learnWithLabels(
             const { prediction } = keyed.predict(key, event.id, event.x, scheduler.now())
             result = { key, id: event.id, prediction: prediction.slice() }
           } catch (error) {
-            try {
-              rejectEvent(monitor, error, event, event?.key)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, monitor, error, event, event?.key)
             return
           }
           monitor?.event()

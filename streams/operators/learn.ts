@@ -4,7 +4,7 @@ import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.j
 import { copyReport, RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
 import type { ModelOrTrainer } from './shared.js'
-import { rejectEvent, score, targetVector, trainerFor } from './shared.js'
+import { refuse, score, targetVector, trainerFor } from './shared.js'
 
 /** One event of a learning stream. */
 export interface LearnEvent {
@@ -70,11 +70,7 @@ export function learn(
               ? { prediction: prediction.slice(), update: copyReport(update) }
               : { prediction: prediction.slice() }
           } catch (error) {
-            try {
-              rejectEvent(monitor, error, event)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, monitor, error, event)
             return
           }
           if (monitor) {

@@ -2,7 +2,7 @@ import type { Observable, OperatorFunction } from 'rxjs'
 import { Observable as RxObservable } from 'rxjs'
 import type { FloatArray, Model } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
-import { rejectEvent } from './shared.js'
+import { refuse } from './shared.js'
 
 export interface RecurrentOptions {
   /** Counts events and receives refused ones on `errors$`. */
@@ -41,11 +41,7 @@ export function recurrent(
           try {
             y = model.step(x, state)
           } catch (error) {
-            try {
-              rejectEvent(monitor, error, x)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, monitor, error, x)
             return
           }
           monitor?.event()

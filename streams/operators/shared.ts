@@ -46,6 +46,24 @@ export function rejectEvent(
   }
 }
 
+/**
+ * `rejectEvent`, with anything that is not bad data (a bug, an exception from user code) routed
+ * to the subscriber's error channel, never to RxJS's unhandled-error path.
+ */
+export function refuse(
+  subscriber: { error(error: unknown): void },
+  monitor: Monitor | undefined,
+  error: unknown,
+  event: unknown,
+  key?: string,
+): void {
+  try {
+    rejectEvent(monitor, error, event, key)
+  } catch (fatal) {
+    subscriber.error(fatal)
+  }
+}
+
 /** A target as a vector, for scoring. */
 export function targetVector(target: number | ArrayLike<number>): ArrayLike<number> {
   return typeof target === 'number' ? [target] : target

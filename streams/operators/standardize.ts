@@ -2,7 +2,7 @@ import type { OperatorFunction } from 'rxjs'
 import { Observable } from 'rxjs'
 import { OnlineScaler } from '../../src/index.js'
 import type { Monitor } from '../monitor.js'
-import { rejectEvent } from './shared.js'
+import { refuse } from './shared.js'
 
 export interface StandardizeOptions {
   /** Events folded into the statistics before the first is emitted (a tiny sample has a useless std). Default 0. */
@@ -36,11 +36,7 @@ export function standardize(
           try {
             scaler.update(x)
           } catch (error) {
-            try {
-              rejectEvent(options.monitor, error, x)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
+            refuse(subscriber, options.monitor, error, x)
             return
           }
           if (scaler.count > warmup) subscriber.next(scaler.transform(x))
