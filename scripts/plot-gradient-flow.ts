@@ -84,6 +84,7 @@ const parts: string[] = []
 parts.push(
   `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
 )
+parts.push(`<title>Gradient surviving k steps back through time: tanh RNN vs IRNN</title>`)
 parts.push(`<rect width="${width}" height="${height}" fill="white"/>`)
 parts.push(
   `<text x="${width / 2}" y="22" text-anchor="middle" font-size="14">How much gradient survives k steps back (adding problem, T = ${T}, after 3,000 sequences)</text>`,
@@ -103,7 +104,9 @@ parts.push(
 series.forEach((s, i) => {
   const points = s.flow.map((v, k) => `${x(k).toFixed(1)},${y(v).toFixed(1)}`).join(' ')
   parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.5" points="${points}"/>`)
-  parts.push(`<rect x="${left + 16}" y="${height - bottom - 44 + i * 18}" width="14" height="4" fill="${s.color}"/>`)
+  parts.push(
+    `<rect x="${left + 16}" y="${height - bottom - 44 + i * 18}" width="14" height="4" fill="${s.color}"/>`,
+  )
   parts.push(
     `<text x="${left + 36}" y="${height - bottom - 38 + i * 18}">${s.name}: ${s.flow[T - 1]!.toExponential(1)} at k = ${T - 1}</text>`,
   )
