@@ -114,6 +114,35 @@ export class RecurrentLayer {
   }
 
   /**
+   * forward (inference, no dropout) for `batch` keys at once, every array batch-minor
+   * ([dim, batch], column k = key k; see Kernels.gemmBias). Outputs: stateOut [stateSize, batch],
+   * cache [cacheSize, batch], and the scratch gIh, gHh [rows, batch]. Inputs: x [inputSize, batch],
+   * stateIn [stateSize, batch], zone (zoneout weights [stateSize]) or null.
+   * x may be stateOut (x is read before stateOut is written); stateOut must not alias stateIn
+   * when zone is set.
+   */
+  forwardBatch(
+    stateOut: FloatArray,
+    cache: FloatArray,
+    gIh: FloatArray,
+    gHh: FloatArray,
+    x: FloatArray,
+    stateIn: FloatArray,
+    batch: number,
+    zone: FloatArray | null,
+  ): void {
+    const k = this.kernels
+    k.gemmBias(gIh, this.wIh, x, this.bIh, this.rows, this.inputSize, batch)
+    k.gemmBias(gHh, this.wHh, stateIn, this.bHh, this.rows, this.hiddenSize, batch)
+    k.cellForwardBatch(this.cell, stateOut, cache, gIh, gHh, stateIn, batch)
+    if (!zone) return
+    for (let s = 0, i = 0; s < this.stateSize; s++) {
+      const m = zone[s]!
+      for (const end = i + batch; i < end; i++) stateOut[i] = m * stateIn[i]! + (1 - m) * stateOut[i]!
+    }
+  }
+
+  /**
    * Outputs first: dX [inputSize] or null (overwritten with ∂L/∂x), dStateIn [stateSize]
    * (overwritten with ∂L/∂stateIn); parameter gradients are ADDED into the model's grads
    * unless `accumulate` is false (a diagnostic probe that only follows ∂L/∂h back in time).

@@ -51,6 +51,10 @@ export class Model {
   private readonly inferenceMasks: LayerMasks | null
   /** Inference needs no backward, so one cache serves every layer and step. */
   private readonly cacheScratch: FloatArray
+  /** stepBatch's staging, made on its first call. */
+  private batchWork: BatchWorkspace | null = null
+  /** stepBatch's check that no state comes twice (reused: the hot path allocates nothing). */
+  private readonly batchSeen = new Set<RecurrentState>()
 
   constructor(config: ModelConfig, options: ModelOptions = {}) {
     const c = resolveModelConfig(config)
@@ -119,6 +123,210 @@ export class Model {
     }
     this.head.forward(this.output, input)
     return this.output
+  }
+
+  /**
+   * One time step for `batch` independent sequences (keys) at once, each with its own state,
+   * all through these weights: row k of `xs` [batch, inputSize] advances `states[k]` in place and
+   * its output goes to row k of `out` [batch, outputSize]. The same results as `step(xs row k,
+   * states[k])` for each k (bit for bit on the JS kernels, to float32 rounding on WebAssembly),
+   * for less work per key: the keys' vectors go through each weight matrix in one
+   * matrix–matrix product (Kernels.gemmBias), so every weight loaded serves many keys.
+   *
+   * States are gathered into a staging block, stepped, and scattered back; batches larger than
+   * that block (up to 256 keys, fewer on WebAssembly, whose memory is fixed at creation) run in
+   * chunks of equal size. Fewer than 8 keys are stepped one by one (a product that narrow wastes
+   * most of a SIMD vector). Allocates nothing after its first call (and after the largest batch,
+   * on JS).
+   *
+   * Throws RxrnnError('bad_input') before touching any state when a size is wrong, a value of
+   * `xs` is not finite (or out of float32 range on a float32 model), a state is not shaped for
+   * this model, or one state comes twice (a key can step once per batch: step it again in the
+   * next batch).
+   *
+   * @example
+   * const states = ['a', 'b', 'c'].map(() => model.initialState())
+   * const xs = new Float32Array(3 * model.config.inputSize) // row k: key k's input
+   * const ys = new Float32Array(3 * model.config.outputSize)
+   * model.stepBatch(xs, states, ys, 3) // ys row k = model.step(row k, states[k]), for each k
+   */
+  stepBatch(xs: FloatArray, states: readonly RecurrentState[], out: FloatArray, batch: number): void {
+    this.checkBatch(xs, states, out, batch)
+    this.stepBatchValidated(xs, states, out, batch)
+  }
+
+  /**
+   * `stepBatch` for a batch already checked: sizes right, every value of `xs` finite (within
+   * float32 range for a float32 model), the states this model's and all different. Checks
+   * nothing: what operators that validate each event as it arrives call.
+   *
+   * @example
+   * model.stepBatchValidated(xs, states, ys, states.length)
+   */
+  stepBatchValidated(
+    xs: FloatArray,
+    states: readonly RecurrentState[],
+    out: FloatArray,
+    batch: number,
+  ): void {
+    const work = batch < MIN_BATCH_CHUNK ? null : this.batchWorkspace(batch)
+    // (A staging block under 8 keys: a WebAssembly memory that had no room left for one.)
+    if (!work || work.capacity < MIN_BATCH_CHUNK) {
+      this.stepEach(xs, states, out, 0, batch)
+      return
+    }
+    const chunks = Math.ceil(batch / work.capacity)
+    for (let c = 0, k0 = 0; c < chunks; c++) {
+      const n = Math.ceil((batch - k0) / (chunks - c))
+      this.stepChunk(work, xs, states, out, k0, n)
+      k0 += n
+    }
+  }
+
+  /** Keys `k0 .. k0 + n − 1` of a stepBatch, one `stepValidated` each. */
+  private stepEach(
+    xs: FloatArray,
+    states: readonly RecurrentState[],
+    out: FloatArray,
+    k0: number,
+    n: number,
+  ): void {
+    const I = this.config.inputSize
+    const O = this.config.outputSize
+    const x = this.input
+    for (let k = k0; k < k0 + n; k++) {
+      for (let j = 0; j < I; j++) x[j] = xs[k * I + j]!
+      const y = this.stepValidated(x, states[k]!)
+      for (let o = 0; o < O; o++) out[k * O + o] = y[o]!
+    }
+  }
+
+  /** Keys `k0 .. k0 + n − 1` of a stepBatch, n ≤ the workspace's capacity. */
+  private stepChunk(
+    work: BatchWorkspace,
+    xs: FloatArray,
+    states: readonly RecurrentState[],
+    out: FloatArray,
+    k0: number,
+    n: number,
+  ): void {
+    const I = this.config.inputSize
+    const O = this.config.outputSize
+    const S = this.stateSize
+    const x = work.x
+    for (let b = 0; b < n; b++) {
+      for (let j = 0, src = (k0 + b) * I, i = b; j < I; j++, i += n) x[i] = xs[src + j]!
+    }
+    const zone = this.inferenceMasks?.zone ?? null
+    const k = this.kernels
+    const { stateIn, stateOut, keyRows, keyRowViews } = work
+    let input = x
+    for (let l = 0; l < this.layers.length; l++) {
+      // Each key's state copied whole (a memcpy) into row b of keyRows, then turned batch-minor
+      // in one kernel call: several times faster than copying float by float into a column.
+      for (let b = 0; b < n; b++) keyRows.set(states[k0 + b]!.layers[l]!, b * S)
+      k.transpose(stateIn, keyRows, n, S)
+      this.layers[l]!.forwardBatch(stateOut, work.cache, work.gIh, work.gHh, input, stateIn, n, zone)
+      k.transpose(keyRows, stateOut, S, n)
+      for (let b = 0; b < n; b++) states[k0 + b]!.layers[l]!.set(keyRowViews[b]!)
+      input = stateOut
+    }
+    const y = work.y
+    this.kernels.gemmBias(y, this.head.weight, input, this.head.bias, O, this.config.hiddenSize, n)
+    for (let b = 0; b < n; b++) {
+      for (let o = 0, dst = (k0 + b) * O, i = b; o < O; o++, i += n) out[dst + o] = y[i]!
+    }
+  }
+
+  private checkBatch(
+    xs: FloatArray,
+    states: readonly RecurrentState[],
+    out: FloatArray,
+    batch: number,
+  ): void {
+    const c = this.config
+    const I = c.inputSize
+    const problems: string[] = []
+    if (!Number.isInteger(batch) || batch < 0) {
+      throw new RxrnnError(
+        'bad_input',
+        `stepBatch: batch is ${batch}; pass the number of keys (an integer >= 0)`,
+      )
+    }
+    if (xs.length < batch * I)
+      problems.push(`xs has ${xs.length} values; ${batch} keys × inputSize ${I} need ${batch * I}`)
+    if (out.length < batch * c.outputSize)
+      problems.push(
+        `out has ${out.length} values; ${batch} keys × outputSize ${c.outputSize} need ${batch * c.outputSize}`,
+      )
+    if (states.length < batch) problems.push(`states has ${states.length} states for ${batch} keys`)
+    const size = c.numLayers * this.stateSize
+    const seen = this.batchSeen
+    for (let k = 0; k < Math.min(batch, states.length); k++) {
+      const s = states[k]
+      if (!(s instanceof RecurrentState) || s.data.length !== size || s.layers.length !== c.numLayers) {
+        problems.push(
+          `states[${k}] is not a state of this model (${this.describe()}): use model.initialState()`,
+        )
+      } else if (seen.has(s)) {
+        problems.push(`states[${k}] comes twice in one batch: step a key once per batch`)
+      } else seen.add(s)
+    }
+    seen.clear()
+    if (problems.length === 0) {
+      const float32 = c.dtype === 'float32' && !(xs instanceof Float32Array)
+      for (let i = 0; i < batch * I; i++) {
+        const v = xs[i]!
+        if (!Number.isFinite(v) || (float32 && !Number.isFinite(Math.fround(v)))) {
+          const k = Math.floor(i / I)
+          problems.push(
+            `xs[${i}] (key ${k}, x[${i - k * I}]) is ${v}; values must be finite${float32 ? ' and within float32 range' : ''}`,
+          )
+          break
+        }
+      }
+    }
+    if (problems.length === 1) throw new RxrnnError('bad_input', `stepBatch: ${problems[0]}`)
+    if (problems.length > 1) throw new RxrnnError('bad_input', 'stepBatch refused the batch', problems)
+  }
+
+  /**
+   * The staging for a chunk of up to `wanted` keys. The JS kernels' staging grows with the batch
+   * (up to MAX_BATCH_CHUNK keys); WebAssembly's is made once, as large as the room its fixed
+   * memory set aside for batches allows (at most MAX_BATCH_CHUNK).
+   */
+  private batchWorkspace(wanted: number): BatchWorkspace {
+    const current = this.batchWork
+    const k = this.kernels
+    const bounded = Number.isFinite(k.batchFloatsFree)
+    if (current && (bounded || current.capacity >= Math.min(wanted, MAX_BATCH_CHUNK))) return current
+    const c = this.config
+    const rows = this.cell.gates * c.hiddenSize
+    const S = this.stateSize
+    const C = this.cell.cacheSize
+    const perKey = c.inputSize + 3 * S + 2 * rows + C + c.outputSize
+    let capacity: number
+    if (bounded) {
+      // 8 arrays, each rounded up to 16 bytes (3 floats at most).
+      const fits = Math.floor((k.batchFloatsFree - 8 * 3) / perKey)
+      capacity = Math.max(1, Math.min(MAX_BATCH_CHUNK, fits >= 8 ? fits - (fits % 8) : fits))
+    } else capacity = Math.min(MAX_BATCH_CHUNK, Math.max(8, Math.ceil(wanted / 8) * 8))
+    const alloc = (n: number) => k.allocBatch(n * capacity)
+    const keyRows = alloc(S)
+    const work: BatchWorkspace = {
+      capacity,
+      x: alloc(c.inputSize),
+      keyRows,
+      keyRowViews: Array.from({ length: capacity }, (_, b) => keyRows.subarray(b * S, (b + 1) * S)),
+      stateIn: alloc(S),
+      stateOut: alloc(S),
+      gIh: alloc(rows),
+      gHh: alloc(rows),
+      cache: alloc(C),
+      y: alloc(c.outputSize),
+    }
+    this.batchWork = work
+    return work
   }
 
   /** A live, row-major view of a parameter by its PyTorch name (writing to it changes the model). */
@@ -201,6 +409,26 @@ export class Model {
     const c = this.config
     return `${c.cell} ${c.inputSize}→${c.hiddenSize}${c.numLayers > 1 ? `×${c.numLayers}` : ''}→${c.outputSize} ${c.dtype}`
   }
+}
+
+/** The most keys model.stepBatch stages at once; larger batches run in chunks. */
+const MAX_BATCH_CHUNK = 256
+/** model.stepBatch steps fewer keys than this one by one. */
+const MIN_BATCH_CHUNK = 8
+
+/** model.stepBatch's staging, every array batch-minor [dim, capacity] (see Kernels.gemmBias). */
+interface BatchWorkspace {
+  readonly capacity: number
+  readonly x: FloatArray
+  /** States key-major [capacity, stateSize], and a view of each row. */
+  readonly keyRows: FloatArray
+  readonly keyRowViews: readonly FloatArray[]
+  readonly stateIn: FloatArray
+  readonly stateOut: FloatArray
+  readonly gIh: FloatArray
+  readonly gHh: FloatArray
+  readonly cache: FloatArray
+  readonly y: FloatArray
 }
 
 /**

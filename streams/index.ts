@@ -36,6 +36,8 @@ export type { LearnEvent, LearnOptions, LearnResult } from './operators/learn.js
 export { learn } from './operators/learn.js'
 export type { RecurrentOptions } from './operators/recurrent.js'
 export { recurrent } from './operators/recurrent.js'
+export type { RecurrentByKeyOptions, RecurrentByKeyResult } from './operators/recurrent-by-key.js'
+export { recurrentByKey } from './operators/recurrent-by-key.js'
 export type { ModelOrTrainer } from './operators/shared.js'
 export type { StandardizeOptions } from './operators/standardize.js'
 export { standardize } from './operators/standardize.js'

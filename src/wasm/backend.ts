@@ -2,7 +2,14 @@ import type { Cell } from '../cells/cell.js'
 import type { FloatArray } from '../dtype.js'
 import { RxrnnError } from '../errors.js'
 import type { Kernels } from '../kernels.js'
+import { transposeInto } from '../kernels.js'
 import { WasmKernels } from './kernels.js'
+
+/** Keys that the batch room of a `StagedWasmKernels` holds by default (see its constructor). */
+export const DEFAULT_BATCH_KEYS = 64
+
+/** The largest memory WasmKernels makes (2 GiB). */
+const MAX_MEMORY_BYTES = 2 ** 31
 
 /**
  * The WebAssembly SIMD kernels behind the `Kernels` interface. A model's parameters, gradients,
@@ -10,6 +17,10 @@ import { WasmKernels } from './kernels.js'
  * from outside it (a user's state, a key's TBPTT window) are staged: copied into fixed buffers in
  * the memory before a call and copied back after. Staging moves O(H) floats per call, next to
  * the O(H²) the kernels compute.
+ *
+ * Batched calls (`gemmBias`, `cellForwardBatch`) run at full speed on arrays from `allocBatch`,
+ * which hands out a room of the memory reserved for them at construction; other arrays go
+ * through the staging buffers one key at a time (correct, and as slow as one call per key).
  */
 export class StagedWasmKernels implements Kernels {
   readonly name = 'wasm' as const
@@ -18,20 +29,43 @@ export class StagedWasmKernels implements Kernels {
   private readonly residentKey = Symbol('rxrnn.resident')
   private readonly stageIn: Float32Array[]
   private readonly stageOut: Float32Array[]
+  /** The room for `allocBatch`, and how much of it is handed out. */
+  private readonly batchRoom: Float32Array
+  private batchTop = 0
 
   /**
    * @param floats floats the model will `alloc` (a generous estimate: past it, `alloc` falls
    *   back to ordinary arrays, which are staged like any outside array)
    * @param maxDim the longest vector a kernel call reads or writes besides the parameters
+   * @param batchFloats the room set aside for `allocBatch`; by default 9·maxDim floats per key
+   *   for DEFAULT_BATCH_KEYS keys, enough for model.stepBatch's staging (eight arrays of at most
+   *   maxDim floats per key). Reserved, not touched: pages no batch ever uses cost no memory.
    */
-  constructor(floats: number, maxDim: number) {
+  constructor(floats: number, maxDim: number, batchFloats = 9 * maxDim * DEFAULT_BATCH_KEYS) {
     const stageCount = 7
-    this.k = new WasmKernels(
-      WasmKernels.bytesFor([floats, ...Array<number>(stageCount).fill(maxDim)]) + 64 * 1024,
-    )
+    const bytes = WasmKernels.bytesFor([floats, ...Array<number>(stageCount).fill(maxDim)]) + 64 * 1024
+    // The room never makes a memory too large that would fit without it: it shrinks instead.
+    const room = Math.max(0, Math.min(batchFloats, Math.floor((MAX_MEMORY_BYTES - bytes) / 4) - 4))
+    this.k = new WasmKernels(bytes + WasmKernels.bytesFor([room]))
     this.memoryBuffer = this.k.memory.buffer
     this.stageIn = Array.from({ length: 4 }, () => this.k.alloc(maxDim))
     this.stageOut = Array.from({ length: 3 }, () => this.k.alloc(maxDim))
+    this.batchRoom = this.k.alloc(room, true, false)
+  }
+
+  get batchFloatsFree(): number {
+    return this.batchRoom.length - this.batchTop
+  }
+
+  /**
+   * A zeroed view of n floats in the batch room (16-byte aligned), or when the room is full an
+   * `alloc`. The room was never written, so it is zero; views never overlap, so it stays so.
+   */
+  allocBatch(n: number): FloatArray {
+    const start = Math.ceil(this.batchTop / 4) * 4
+    if (start + n > this.batchRoom.length) return this.alloc(n)
+    this.batchTop = start + n
+    return this.batchRoom.subarray(start, start + n)
   }
 
   alloc(n: number): FloatArray {
@@ -99,6 +133,82 @@ export class StagedWasmKernels implements Kernels {
 
   gerAcc(g: FloatArray, v: FloatArray, x: FloatArray, rows: number, cols: number): void {
     this.k.gerAcc(this.must(g), this.in(v, rows, 1), this.in(x, cols, 2), rows, cols)
+  }
+
+  gemmBias(
+    y: FloatArray,
+    w: FloatArray,
+    x: FloatArray,
+    b: FloatArray,
+    rows: number,
+    cols: number,
+    batch: number,
+  ): void {
+    const wr = this.must(w)
+    if (this.resident(y) && this.resident(x) && this.resident(b)) {
+      this.k.gemmBias(y as Float32Array, wr, x as Float32Array, b as Float32Array, rows, cols, batch)
+      return
+    }
+    // One key at a time through the staging buffers: column k of x in, column k of y out.
+    const xs = this.stageIn[1]!
+    const ys = this.stageOut[0]!
+    const bw = this.in(b, rows, 2)
+    for (let k = 0; k < batch; k++) {
+      for (let j = 0, i = k; j < cols; j++, i += batch) xs[j] = x[i]!
+      this.k.gemvBias(ys, wr, xs, bw, rows, cols)
+      for (let r = 0, i = k; r < rows; r++, i += batch) y[i] = ys[r]!
+    }
+  }
+
+  transpose(y: FloatArray, x: FloatArray, rows: number, cols: number): void {
+    if (this.resident(y) && this.resident(x))
+      this.k.transpose(y as Float32Array, x as Float32Array, rows, cols)
+    else transposeInto(y, x, rows, cols)
+  }
+
+  cellForwardBatch(
+    cell: Cell,
+    cand: FloatArray,
+    cache: FloatArray,
+    gIh: FloatArray,
+    gHh: FloatArray,
+    stateIn: FloatArray,
+    batch: number,
+  ): void {
+    if (
+      this.resident(cand) &&
+      this.resident(cache) &&
+      this.resident(gIh) &&
+      this.resident(gHh) &&
+      this.resident(stateIn)
+    ) {
+      this.k.cellForwardBatch(
+        cell,
+        cand as Float32Array,
+        cache as Float32Array,
+        gIh as Float32Array,
+        gHh as Float32Array,
+        stateIn as Float32Array,
+        batch,
+      )
+      return
+    }
+    // One key at a time: gather column k of every input, run the one-key kernel, scatter.
+    const S = cell.stateSize
+    const C = cell.cacheSize
+    const rows = cell.gates * cell.hiddenSize
+    const [st, gi, gh] = this.stageIn as [Float32Array, Float32Array, Float32Array]
+    const [cd, ch] = this.stageOut as [Float32Array, Float32Array]
+    for (let k = 0; k < batch; k++) {
+      for (let s = 0, i = k; s < S; s++, i += batch) st[s] = stateIn[i]!
+      for (let r = 0, i = k; r < rows; r++, i += batch) {
+        gi[r] = gIh[i]!
+        gh[r] = gHh[i]!
+      }
+      this.k.cellForward(cell, cd, ch, gi, gh, st)
+      for (let s = 0, i = k; s < S; s++, i += batch) cand[i] = cd[s]!
+      for (let c = 0, i = k; c < C; c++, i += batch) cache[i] = ch[c]!
+    }
   }
 
   cellForward(

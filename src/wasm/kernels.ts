@@ -15,6 +15,13 @@ export interface KernelExports {
   gemv_t_acc(y: number, w: number, v: number, rows: number, cols: number): void
   /** G += v·xᵀ */
   ger_acc(g: number, v: number, x: number, rows: number, cols: number): void
+  /**
+   * Y [rows, batch] = b·1ᵀ + W·X, W [rows, cols] row-major, X [cols, batch] and Y [rows, batch]
+   * batch-minor (element (j, k) at j·batch + k). Y must not overlap W, X or b.
+   */
+  gemm_bias(y: number, w: number, x: number, b: number, rows: number, cols: number, batch: number): void
+  /** y [cols, rows] = xᵀ, x [rows, cols] row-major. y must not overlap x. */
+  transpose(y: number, x: number, rows: number, cols: number): void
   lstm_fwd(cand: number, cache: number, gih: number, ghh: number, stateIn: number, H: number): void
   gru_fwd(cand: number, cache: number, gih: number, ghh: number, stateIn: number, H: number): void
   rnn_tanh_fwd(cand: number, cache: number, gih: number, ghh: number, H: number): void
@@ -191,6 +198,8 @@ export class WasmKernels {
   private readonly gemvAccFn: KernelExports['gemv_acc']
   private readonly gemvTAccFn: KernelExports['gemv_t_acc']
   private readonly gerAccFn: KernelExports['ger_acc']
+  private readonly gemmBiasFn: KernelExports['gemm_bias']
+  private readonly transposeFn: KernelExports['transpose']
   private readonly lstmFwdFn: KernelExports['lstm_fwd']
   private readonly gruFwdFn: KernelExports['gru_fwd']
   private readonly rnnTanhFwdFn: KernelExports['rnn_tanh_fwd']
@@ -244,6 +253,8 @@ export class WasmKernels {
     this.gemvAccFn = e.gemv_acc
     this.gemvTAccFn = e.gemv_t_acc
     this.gerAccFn = e.ger_acc
+    this.gemmBiasFn = e.gemm_bias
+    this.transposeFn = e.transpose
     this.lstmFwdFn = e.lstm_fwd
     this.gruFwdFn = e.gru_fwd
     this.rnnTanhFwdFn = e.rnn_tanh_fwd
@@ -274,11 +285,13 @@ export class WasmKernels {
    * A zeroed view of `n` floats inside the memory, 16-byte aligned unless `align16` is false
    * (then only 4-byte aligned, packed right after the previous allocation). Never freed.
    * Throws RxrnnError('internal') when the memory is full: size it up front with `bytesFor`.
+   * `zero: false` skips the fill, for a reservation that may never be used: memory no one has
+   * written is zero already, and pages no one touches take no physical memory.
    *
    * @example
    * const h = kernels.alloc(64)
    */
-  alloc(n: number, align16 = true): Float32Array<ArrayBuffer> {
+  alloc(n: number, align16 = true, zero = true): Float32Array<ArrayBuffer> {
     if (!Number.isInteger(n) || n < 0) {
       throw new RxrnnError('internal', `WasmKernels.alloc(${n}): pass a whole number of floats`)
     }
@@ -292,7 +305,8 @@ export class WasmKernels {
       )
     }
     this.top = end
-    const view = new Float32Array(this.buffer, start, n).fill(0)
+    const view = new Float32Array(this.buffer, start, n)
+    if (zero) view.fill(0)
     Object.defineProperty(view, this.key, { value: start })
     return view
   }
@@ -385,6 +399,47 @@ export class WasmKernels {
    */
   gerAcc(g: Float32Array, v: Float32Array, x: Float32Array, rows: number, cols: number): void {
     this.gerAccFn(this.at(g, rows * cols), this.at(v, rows), this.at(x, cols), rows, cols)
+  }
+
+  /**
+   * Y [rows, batch] = b·1ᵀ + W·X for `batch` keys at once: W [rows, cols] row-major, b [rows];
+   * X [cols, batch] and Y [rows, batch] batch-minor (element (j, k) at j·batch + k: column k is
+   * key k's vector). Each W entry loaded serves 8 keys. Column k equals gemvBias on column k to
+   * float32 rounding (the sum runs in column order, bias first), and does not depend on `batch`
+   * or on k. Y must not overlap W, X or b.
+   *
+   * @example
+   * kernels.gemmBias(gIh, wIh, xs, bIh, 4 * H, I, 64) // 64 keys' gates in one call
+   */
+  gemmBias(
+    y: Float32Array,
+    w: Float32Array,
+    x: Float32Array,
+    b: Float32Array,
+    rows: number,
+    cols: number,
+    batch: number,
+  ): void {
+    this.gemmBiasFn(
+      this.at(y, rows * batch),
+      this.at(w, rows * cols),
+      this.at(x, cols * batch),
+      this.at(b, rows),
+      rows,
+      cols,
+      batch,
+    )
+  }
+
+  /**
+   * y [cols, rows] = xᵀ for x [rows, cols] row-major (4×4 blocks in registers). y must not
+   * overlap x.
+   *
+   * @example
+   * kernels.transpose(batchMinor, keyMajor, keys, stateSize) // [keys, S] → [S, keys]
+   */
+  transpose(y: Float32Array, x: Float32Array, rows: number, cols: number): void {
+    this.transposeFn(this.at(y, rows * cols), this.at(x, rows * cols), rows, cols)
   }
 
   /**
@@ -568,6 +623,42 @@ export class WasmKernels {
     stateIn: Float32Array,
   ): void {
     const H = cell.hiddenSize
+    switch (cell.kind) {
+      case 'lstm':
+        this.lstmForward(cand, cache, gIh, gHh, stateIn, H)
+        return
+      case 'gru':
+        this.gruForward(cand, cache, gIh, gHh, stateIn, H)
+        return
+      case 'rnn_tanh':
+        this.rnnTanhForward(cand, cache, gIh, gHh, H)
+        return
+      case 'rnn_relu':
+        this.rnnReluForward(cand, cache, gIh, gHh, H)
+        return
+    }
+  }
+
+  /**
+   * A cell's pointwise forward for `batch` keys at once, every array batch-minor ([dim, batch]:
+   * cand and stateIn [stateSize, batch], cache [cacheSize, batch], gIh and gHh [G·H, batch]).
+   * The pointwise math is elementwise within each gate block, and in that layout a gate block of
+   * all keys is H·batch consecutive floats: so this is the one-key kernel with H·batch for H,
+   * and column k equals cellForward on column k exactly. cand may be stateIn.
+   *
+   * @example
+   * kernels.cellForwardBatch(lstmCell(64), states, cache, gIh, gHh, states, 32)
+   */
+  cellForwardBatch(
+    cell: Cell,
+    cand: Float32Array,
+    cache: Float32Array,
+    gIh: Float32Array,
+    gHh: Float32Array,
+    stateIn: Float32Array,
+    batch: number,
+  ): void {
+    const H = cell.hiddenSize * batch
     switch (cell.kind) {
       case 'lstm':
         this.lstmForward(cand, cache, gIh, gHh, stateIn, H)
