@@ -2,6 +2,7 @@
  * What every section shares: the one model shape and the one set of weights, rxrnn models built on
  * either backend with those weights, the event stream, and timing and heap helpers.
  */
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -186,4 +187,20 @@ export function runFor(
 /** Lets pending timers, I/O and PerformanceObserver callbacks run. */
 export function turn(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * Linux's scheduler statistics for the calling thread (/proc/thread-self/schedstat): ns on a CPU,
+ * ns runnable but waiting for one (other work had the CPUs), timeslices; null elsewhere.
+ */
+export function schedstat(): [number, number, number] | null {
+  try {
+    const [run, wait, slices] = readFileSync('/proc/thread-self/schedstat', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number)
+    return run === undefined || wait === undefined || slices === undefined ? null : [run, wait, slices]
+  } catch {
+    return null
+  }
 }

@@ -120,17 +120,22 @@ export async function runInference(ctx: Context): Promise<InferenceResult> {
     note(`rxrnn (wasm) is unavailable, so ratios are against rxrnn (js): ${ctx.backends.status.wasm}`)
 
   const expected = referenceOutputs(ctx.backends.headline)
-  const rows: InferenceRow[] = []
-  for (const spec of peers()) {
+  // Measured in this order, printed in the list's: rxrnn and the plain JS loop before tfjs and
+  // ONNX Runtime are loaded, so that no peer's threads or heap are around when they are timed.
+  const display = peers()
+  const firstParty = (spec: PeerSpec) => spec.peer.startsWith('rxrnn') || spec.peer === 'plain JS loop'
+  const order = [...display.filter(firstParty), ...display.filter((spec) => !firstParty(spec))]
+  const measured: InferenceRow[] = []
+  for (const spec of order) {
     let peer: StepModel | Unavailable
     try {
       peer = await spec.create()
     } catch (error) {
-      rows.push({ peer: spec.peer, name: spec.peer, status: 'error', reason: message(error) })
+      measured.push({ peer: spec.peer, name: spec.peer, status: 'error', reason: message(error) })
       continue
     }
     if (!peer.available) {
-      rows.push({ peer: spec.peer, name: spec.peer, status: 'unavailable', reason: peer.reason })
+      measured.push({ peer: spec.peer, name: spec.peer, status: 'unavailable', reason: peer.reason })
       continue
     }
     try {
@@ -153,9 +158,9 @@ export async function runInference(ctx: Context): Promise<InferenceResult> {
         maxAbsDiff,
         ...(spec.note ? { note: spec.note } : {}),
       }
-      if (!timing.ok) rows.push({ ...base, status: 'error', reason: timing.error })
+      if (!timing.ok) measured.push({ ...base, status: 'error', reason: timing.error })
       else
-        rows.push({
+        measured.push({
           ...base,
           status: agrees ? 'ok' : 'disagrees',
           medianUs: timing.medianUs,
@@ -164,11 +169,12 @@ export async function runInference(ctx: Context): Promise<InferenceResult> {
           samples: timing.samples,
         })
     } catch (error) {
-      rows.push({ peer: spec.peer, name: peer.name, status: 'error', reason: message(error) })
+      measured.push({ peer: spec.peer, name: peer.name, status: 'error', reason: message(error) })
     } finally {
       peer.dispose()
     }
   }
+  const rows = display.map((spec) => measured.find((r) => r.peer === spec.peer)!)
 
   const baseRow = rows.find((r) => r.peer === baseline)
   const baseUs = baseRow?.medianUs

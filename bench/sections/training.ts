@@ -171,6 +171,8 @@ export async function runTraining(ctx: Context): Promise<TrainingResult> {
     }
   }
 
+  // tfjs is imported here, after every rxrnn row above is measured: its threads and heap are
+  // not around while rxrnn is timed (and the harness gives this section a fresh process).
   for (const backend of ['cpu', 'wasm'] as TfjsBackend[]) {
     const peer = `tfjs (${backend})`
     const variant = 'Adam + clip (variableGrads)'
