@@ -20,6 +20,12 @@ export interface KeyedTrainerOptions {
    * (every target arrives with its event).
    */
   maxPending?: number
+  /**
+   * Start each new key at a different phase of its TBPTT window (its first window is shorter),
+   * so that keys created together do not all update on the same tick: a server's latency then
+   * has no burst of back-to-back updates. Default false.
+   */
+  staggerUpdates?: boolean
   /** Called with each key evicted (idle or over maxKeys), so callers can drop what they keep per key. */
   onEvict?: (key: string) => void
 }
@@ -69,6 +75,9 @@ export class KeyedTrainer {
   readonly maxKeys: number
   readonly idleMs: number
   readonly maxPending: number
+  readonly staggerUpdates: boolean
+  /** Keys created so far: the next key's phase when updates are staggered. */
+  private created = 0
   private readonly onEvict: ((key: string) => void) | undefined
   private readonly entries = new Map<string, KeyEntry>()
   private readonly xScratch: FloatArray
@@ -88,6 +97,7 @@ export class KeyedTrainer {
     this.maxKeys = options.maxKeys ?? 100_000
     this.idleMs = options.idleMs ?? Number.POSITIVE_INFINITY
     this.maxPending = options.maxPending ?? 0
+    this.staggerUpdates = options.staggerUpdates ?? false
     this.onEvict = options.onEvict
     const problems: string[] = []
     if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1)
@@ -249,7 +259,13 @@ export class KeyedTrainer {
     }))
     return encodeSnapshot('keyed-trainer', {
       trainer: this.trainer.exportState(),
-      options: { maxKeys: this.maxKeys, idleMs: this.idleMs, maxPending: this.maxPending },
+      options: {
+        maxKeys: this.maxKeys,
+        idleMs: this.idleMs,
+        maxPending: this.maxPending,
+        staggerUpdates: this.staggerUpdates,
+      },
+      created: this.created,
       keys,
       evicted: this.evicted,
       expiredLabels: this.expiredLabels,
@@ -279,6 +295,7 @@ export class KeyedTrainer {
       for (const p of k.pending as PendingEvent[]) entry.pending.push({ ...p })
     }
     keyed.evicted = field<number>(body, 'evicted', Number.isInteger, 'an integer')
+    keyed.created = typeof body.created === 'number' ? body.created : keyed.size
     keyed.expiredLabels = field<number>(body, 'expiredLabels', Number.isInteger, 'an integer')
     return keyed
   }
@@ -316,6 +333,8 @@ export class KeyedTrainer {
         pending: [],
         lastSeen: now,
       }
+      if (this.staggerUpdates) entry.sequence.sinceUpdate = this.created % this.trainer.options.k1
+      this.created++
       if (this.entries.size >= this.maxKeys) {
         const oldest = this.entries.keys().next().value as string
         this.entries.delete(oldest)

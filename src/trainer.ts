@@ -431,7 +431,9 @@ export class OnlineTrainer {
     for (let i = 0; i < n; i++) trajectory[i] = seq.slotBack(n - 1 - i)
     const entering = seq.slotBack(n)
     let lossSteps = 0
-    for (let i = n - k1; i < n; i++) if (trajectory[i]!.hasTarget) lossSteps++
+    // The loss covers the last k1 steps, or fewer in a sequence's first, shortened window.
+    const lossStart = Math.max(0, n - k1)
+    for (let i = lossStart; i < n; i++) if (trajectory[i]!.hasTarget) lossSteps++
     if (lossSteps === 0) return undefined
 
     // With k2 > k1 the window's older steps ran on older weights: re-run it with the current
@@ -446,7 +448,7 @@ export class OnlineTrainer {
     params.zeroGrads()
     const scale = 1 / (lossSteps * this.loss.elementsPerStep)
     let lossSum = 0
-    for (let i = n - k1; i < n; i++) {
+    for (let i = lossStart; i < n; i++) {
       const s = trajectory[i]!
       if (s.hasTarget) lossSum += this.loss.lossAndGrad(this.dY, act[i]!.y, s.target, scale)
     }

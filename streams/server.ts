@@ -29,6 +29,11 @@ export interface ServeOptions {
   maxPayload?: number
   /** Keys held at most (least recently seen are evicted first). Default 100 000. */
   maxKeys?: number
+  /**
+   * New keys start at staggered phases of their TBPTT window, so many keys never update on the
+   * same tick (a latency spike for every producer). Default true.
+   */
+  staggerUpdates?: boolean
   /** Keys unseen this long are evicted. Default: never. */
   idleMs?: number
   /** Bytes a connection may have unsent before frames to it are dropped (and counted). Default 4 MiB. */
@@ -111,6 +116,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     keyed = new KeyedTrainer(new OnlineTrainer(model, options.trainer), {
       ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
       ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+      staggerUpdates: options.staggerUpdates ?? true,
       onEvict,
     })
   }

@@ -250,3 +250,44 @@ describe('KeyedTrainer: bytesPerKey', () => {
     expect(held).toBe(keyed.bytesPerKey() - 4 * 8)
   })
 })
+
+describe('staggered update phases', () => {
+  it('spreads the first updates of keys created together over the window', () => {
+    const model = createModel({
+      cell: 'gru',
+      inputSize: 2,
+      hiddenSize: 4,
+      outputSize: 1,
+      seed: 3,
+      dtype: 'float64',
+    })
+    const keyed = new KeyedTrainer(
+      new OnlineTrainer(model, { k1: 4, loss: 'mse', optimizer: { type: 'sgd', lr: 0.01 } }),
+      { staggerUpdates: true },
+    )
+    const firstUpdate = new Map<string, { step: number; lossSteps: number }>()
+    for (let t = 0; t < 8; t++) {
+      for (const key of ['a', 'b', 'c', 'd']) {
+        const { updates } = keyed.observe(key, [t / 8, 1 - t / 8], [t / 16], t)
+        if (updates.length > 0 && !firstUpdate.has(key)) {
+          firstUpdate.set(key, { step: updates[0]!.step, lossSteps: updates[0]!.lossSteps })
+        }
+      }
+    }
+    // Key k starts k steps into its window: its first window is k steps shorter.
+    expect(Object.fromEntries(firstUpdate)).toEqual({
+      a: { step: 4, lossSteps: 4 },
+      b: { step: 3, lossSteps: 3 },
+      c: { step: 2, lossSteps: 2 },
+      d: { step: 1, lossSteps: 1 },
+    })
+    // The phase survives a snapshot: a restored trainer staggers the next key where this one would.
+    const resumed = KeyedTrainer.fromSnapshot(keyed.snapshot())
+    let step = 0
+    for (let t = 0; t < 4 && step === 0; t++) {
+      const { updates } = resumed.observe('e', [0, 1], [0], 100 + t)
+      if (updates.length > 0) step = updates[0]!.step
+    }
+    expect(step).toBe(4)
+  })
+})

@@ -219,8 +219,10 @@ describe('crash recovery through the CLI', () => {
     const predictions = producer.frames.filter((f) => f.type === 'prediction')
     expect(predictions).toHaveLength(perKey * KEYS.length)
     // Every update the server made is reported to the watcher before its prediction goes out.
+    // The server staggers new keys' windows: the k-th key created starts k mod k1 steps in.
+    const expectedUpdates = KEYS.reduce((sum, _, k) => sum + Math.floor((perKey + (k % 4)) / 4), 0)
     await waitUntil(
-      () => watcher.frames.filter((f) => f.type === 'update').length === Math.floor(perKey / 4) * KEYS.length,
+      () => watcher.frames.filter((f) => f.type === 'update').length === expectedUpdates,
       'every update is reported',
     )
     const updates = watcher.frames.filter((f) => f.type === 'update')
