@@ -75,6 +75,12 @@ export interface SubscribeFrame {
   channels: Channel[]
   /** Only these keys; omitted: every key. Metrics are global and ignore this filter. */
   keys?: string[]
+  /**
+   * At most this many prediction and hidden frames per second to this connection (each channel
+   * counted apart); the rest are sampled out, not queued. A dashboard sets it to draw a 10,000
+   * ticks/s feed without drowning. Omitted: every frame.
+   */
+  maxRate?: number
   id?: number
 }
 
@@ -458,6 +464,17 @@ function validateSubscribe(
       if (problem) return fail('bad_key', problem.message, id)
     }
     frame.keys = [...new Set(keys as string[])]
+  }
+  const maxRate = own(record, 'maxRate')
+  if (maxRate !== undefined && maxRate !== null) {
+    if (typeof maxRate !== 'number' || !(maxRate > 0) || !Number.isFinite(maxRate)) {
+      return fail(
+        'bad_frame',
+        `maxRate is ${describe(maxRate)}; send a positive number of frames per second`,
+        id,
+      )
+    }
+    frame.maxRate = maxRate
   }
   if (id !== undefined) frame.id = id
   return { ok: true, frame }

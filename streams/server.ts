@@ -81,6 +81,12 @@ interface Connection {
   dropped: number
   /** The TCP socket is corked until the end of this event-loop turn (see `send`). */
   corked: boolean
+  /** The subscriber's maxRate (frames per second per sampled channel), or null. */
+  maxRate: number | null
+  /** Per sampled channel: the second being counted and the frames sent in it. */
+  rate: { predictions: [number, number]; hidden: [number, number] }
+  /** Frames left out by maxRate. */
+  sampledOut: number
 }
 
 /**
@@ -150,6 +156,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   }
   const connections = new Set<Connection>()
   let dropped = 0
+  let sampledOut = 0
 
   const send = (conn: Connection, frame: object, encoding: FrameEncoding = conn.encoding): void => {
     // A slow reader never slows the model: past the byte budget its frames are dropped and counted.
@@ -181,10 +188,29 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     for (const c of conn.channels) subscribers[c]++
   }
 
+  /** Whether maxRate lets one more frame of this channel through to this connection now. */
+  const underRate = (conn: Connection, channel: Channel): boolean => {
+    if (conn.maxRate === null || (channel !== 'predictions' && channel !== 'hidden')) return true
+    const counter = conn.rate[channel]
+    const second = Math.floor(Date.now() / 1000)
+    if (counter[0] !== second) {
+      counter[0] = second
+      counter[1] = 0
+    }
+    if (counter[1] >= conn.maxRate) {
+      conn.sampledOut++
+      sampledOut++
+      return false
+    }
+    counter[1]++
+    return true
+  }
+
   const broadcast = (channel: Channel, key: string | null, frame: object, except?: Connection): void => {
     if (subscribers[channel] === 0) return
     for (const conn of connections) {
       if (conn === except || !conn.channels.has(channel)) continue
+      if (!underRate(conn, channel)) continue
       if (key !== null && conn.keys && !conn.keys.has(key)) continue
       send(conn, frame)
     }
@@ -263,6 +289,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       case 'subscribe':
         setChannels(conn, frame.channels)
         conn.keys = frame.keys ? new Set(frame.keys) : null
+        conn.maxRate = frame.maxRate ?? null
         send(conn, {
           type: 'subscribed',
           channels: frame.channels,
@@ -315,6 +342,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       keys: keyed.size,
       updates: m.updates,
       rolledBack: m.rolledBack,
+      sampledOut,
       evicted: keyed.evicted,
     }
     if (m.regression && m.regression.n > 0) {
@@ -365,6 +393,9 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       keys: null,
       dropped: 0,
       corked: false,
+      maxRate: null,
+      rate: { predictions: [0, 0], hidden: [0, 0] },
+      sampledOut: 0,
     }
     connections.add(conn)
     socket.on('message', (data, isBinary) => {
