@@ -76,8 +76,8 @@ export interface SubscribeFrame {
   /** Only these keys; omitted: every key. Metrics are global and ignore this filter. */
   keys?: string[]
   /**
-   * At most this many prediction and hidden frames per second to this connection (each channel
-   * counted apart); the rest are sampled out, not queued. A dashboard sets it to draw a 10,000
+   * At most this many prediction, update and hidden frames per second to this connection (each
+   * channel counted apart; metrics are never sampled); the rest are sampled out, not queued. A dashboard sets it to draw a 10,000
    * ticks/s feed without drowning. Omitted: every frame.
    */
   maxRate?: number

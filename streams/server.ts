@@ -81,10 +81,10 @@ interface Connection {
   dropped: number
   /** The TCP socket is corked until the end of this event-loop turn (see `send`). */
   corked: boolean
-  /** The subscriber's maxRate (frames per second per sampled channel), or null. */
+  /** The subscriber's maxRate (frames per second per channel, metrics excepted), or null. */
   maxRate: number | null
   /** Per sampled channel: the second being counted and the frames sent in it. */
-  rate: { predictions: [number, number]; hidden: [number, number] }
+  rate: { predictions: [number, number]; hidden: [number, number]; updates: [number, number] }
   /** Frames left out by maxRate. */
   sampledOut: number
 }
@@ -190,7 +190,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
 
   /** Whether maxRate lets one more frame of this channel through to this connection now. */
   const underRate = (conn: Connection, channel: Channel): boolean => {
-    if (conn.maxRate === null || (channel !== 'predictions' && channel !== 'hidden')) return true
+    if (conn.maxRate === null || channel === 'metrics') return true
     const counter = conn.rate[channel]
     const second = Math.floor(Date.now() / 1000)
     if (counter[0] !== second) {
@@ -394,7 +394,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       dropped: 0,
       corked: false,
       maxRate: null,
-      rate: { predictions: [0, 0], hidden: [0, 0] },
+      rate: { predictions: [0, 0], hidden: [0, 0], updates: [0, 0] },
       sampledOut: 0,
     }
     connections.add(conn)

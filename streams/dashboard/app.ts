@@ -879,7 +879,7 @@ function connect() {
     ws.send(JSON.stringify({ type: 'hello', id: 1 }))
     ws.send(
       // maxRate: the server samples predictions and hidden states to what the page can draw,
-      // so a 10,000 ticks/s feed costs the browser at most 400 frames/s of each.
+      // updates and hidden states, so a 10,000 ticks/s feed costs the browser at most 400 frames/s of each.
       JSON.stringify({
         type: 'subscribe',
         channels: ['predictions', 'updates', 'metrics', 'hidden'],
