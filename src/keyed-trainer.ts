@@ -139,16 +139,17 @@ export class KeyedTrainer {
     target?: number | ArrayLike<number> | null,
     now = Date.now(),
   ): KeyedObservation {
-    // A refused event must change nothing: not create a key, evict another, nor reorder them.
-    this.trainer.check(x, target)
-    const entry = this.touch(key, now)
-    if (entry.live) {
+    if (this.maxPending > 0) {
       throw new RxrnnError(
         'bad_config',
         'This KeyedTrainer joins late labels (maxPending > 0): use predict() and label()',
       )
     }
-    const { prediction, update } = this.trainer.observeSequence(entry.sequence, x, target)
+    // Validated before the key is touched: a refused event must change nothing (not create a
+    // key, evict another, nor reorder them).
+    const hasTarget = this.trainer.check(x, target)
+    const entry = this.touch(key, now)
+    const { prediction, update } = this.trainer.observeChecked(entry.sequence, hasTarget)
     const result = this.result
     result.prediction = prediction
     if (update) {

@@ -340,7 +340,14 @@ export class OnlineTrainer {
     x: ArrayLike<number>,
     target?: number | ArrayLike<number> | null,
   ): SequenceObservation {
-    const hasTarget = this.check(x, target)
+    return this.observeChecked(seq, this.check(x, target))
+  }
+
+  /**
+   * @internal `observeSequence` for the x and target the last `check` accepted (it left them in
+   * the trainer's input buffers), so a caller that must validate first does not validate twice.
+   */
+  observeChecked(seq: SequenceWindow, hasTarget: boolean): SequenceObservation {
     const result = this.result
     result.prediction = this.forwardStep(seq, hasTarget)
     result.update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
