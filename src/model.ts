@@ -466,5 +466,9 @@ function selectKernels(c: ResolvedModelConfig, backend: NonNullable<ModelOptions
   const cache = c.cell === 'lstm' ? 5 * H : c.cell === 'gru' ? 4 * H : H
   const maxDim = Math.max(c.inputSize, G * H, S, cache, c.outputSize)
   const scratch = c.numLayers * (4 * G * H + 4 * S + 2 * c.inputSize + 4 * H) + 8 * maxDim + 4 * c.outputSize
-  return new StagedWasmKernels(5 * params + scratch, maxDim)
+  // Room for a trainer's own TBPTT window and workspace with k2 up to 64 (slots of input,
+  // target, state, gate cache and output per layer), so training needs no staging copies.
+  const slot = c.inputSize + 2 * c.outputSize + c.numLayers * (S + cache)
+  const window = 2 * 66 * slot
+  return new StagedWasmKernels(5 * params + scratch + window, maxDim)
 }

@@ -151,8 +151,10 @@ export class OnlineTrainer {
     this.dY = alloc(c.outputSize)
     this.yScratch = alloc(c.outputSize)
     this.cacheScratch = alloc(model.cell.cacheSize)
-    this.sequence = this.createSequence({ storeActivations: true })
-    const ws = new SequenceWindow({ ...this.sequence.layout, k2: o.k2, storeActivations: true }, A)
+    // The trainer's own window and its workspace live in the kernels' memory when there is
+    // room (one sequence, stepped on every event); keyed sequences stay in ordinary arrays.
+    this.sequence = this.createSequence({ storeActivations: true }, alloc)
+    const ws = new SequenceWindow({ ...this.sequence.layout, k2: o.k2, storeActivations: true }, A, alloc)
     this.workspace = [...ws.slots]
     this.trajectory = new Array<Slot>(o.k2)
     this.activations = new Array<Slot>(o.k2)
@@ -201,7 +203,10 @@ export class OnlineTrainer {
    * `storeActivations: false` keeps only inputs and states (a few KB per key) and recomputes
    * the window's forward pass at update time.
    */
-  createSequence(options: { storeActivations?: boolean } = {}): SequenceWindow {
+  createSequence(
+    options: { storeActivations?: boolean } = {},
+    alloc?: (n: number) => FloatArray,
+  ): SequenceWindow {
     const c = this.model.config
     const o = this.options
     return new SequenceWindow(
@@ -221,6 +226,7 @@ export class OnlineTrainer {
         zoneout: c.zoneout > 0,
       },
       this.ArrayType,
+      alloc,
     )
   }
 

@@ -64,9 +64,14 @@ export class SequenceWindow {
   /** Every slot's floats, in one buffer. */
   readonly buffer: FloatArray
 
+  /**
+   * `alloc`, when given, places the slots' buffer (e.g. in the kernels' memory, so the
+   * WebAssembly kernels read and write the window without staging copies).
+   */
   constructor(
     readonly layout: WindowLayout,
     ArrayType: FloatArrayConstructor,
+    alloc?: (n: number) => FloatArray,
   ) {
     const L = layout
     this.capacity = L.k2 + 1
@@ -87,7 +92,7 @@ export class SequenceWindow {
     const noCaches: FloatArray[] = []
     const noMasks: null[] = L.layerInputSizes.map(() => null)
     const emptyOutput = new ArrayType(0)
-    const buffer = new ArrayType(perSlot * cap)
+    const buffer = alloc ? alloc(perSlot * cap) : new ArrayType(perSlot * cap)
     this.buffer = buffer
     let offset = 0
     const take = (n: number): FloatArray => buffer.subarray(offset, (offset += n))
