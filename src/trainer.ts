@@ -701,4 +701,3 @@ function headBackwardInput(
   }
 }
 
-export type { LayerMasks }
