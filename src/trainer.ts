@@ -4,7 +4,6 @@ import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
-import type { LayerMasks } from './layer.js'
 import type { Loss } from './losses.js'
 import { createLoss } from './losses.js'
 import type { Model } from './model.js'
@@ -700,4 +699,3 @@ function headBackwardInput(
     for (let k = 0; k < H; k++) dH[k] = dH[k]! + w[o * H + k]! * d
   }
 }
-
