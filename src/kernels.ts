@@ -2,7 +2,7 @@ import type { Cell } from './cells/cell.js'
 import { createCell } from './cells/index.js'
 import { sumOfSquares } from './clip.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
-import { gemvAdd, gemvTransAdd, gerAdd } from './linalg.js'
+import { gemvAdd, gemvTransAdd, gerAdd, gerStepsAdd, sumStepsAdd } from './linalg.js'
 
 /**
  * The numeric kernels a model runs on, and the memory they work in. The pure-TypeScript
@@ -22,6 +22,13 @@ export interface Kernels {
   gemvTransAcc(y: FloatArray, w: FloatArray, v: FloatArray, rows: number, cols: number): void
   /** G += v·xᵀ */
   gerAcc(g: FloatArray, v: FloatArray, x: FloatArray, rows: number, cols: number): void
+  /**
+   * G [rows, cols] += Vᵀ·X = Σ_t V[t, :]ᵀ X[t, :], V [steps, rows] and X [steps, cols] step-major:
+   * the weight gradient of a whole truncation window in one product. G must not overlap V or X.
+   */
+  gerStepsAcc(g: FloatArray, v: FloatArray, x: FloatArray, rows: number, cols: number, steps: number): void
+  /** b [rows] += Σ_t V[t, :] over `steps` rows of V [steps, rows]. */
+  sumStepsAcc(b: FloatArray, v: FloatArray, rows: number, steps: number): void
   /**
    * Y = b·1ᵀ + W·X for `batch` keys at once: W [rows, cols] row-major, b [rows]; X [cols, batch]
    * and Y [rows, batch] batch-minor, element (j, k) at j·batch + k, so column k is key k's
@@ -131,6 +138,8 @@ export function jsKernels(ArrayType: FloatArrayConstructor): Kernels {
     gemvAcc: gemvAdd,
     gemvTransAcc: gemvTransAdd,
     gerAcc: gerAdd,
+    gerStepsAcc: gerStepsAdd,
+    sumStepsAcc: sumStepsAdd,
     gemmBias: gemmBiasAdd,
     transpose: transposeInto,
     cellForward: (cell, cand, cache, gIh, gHh, stateIn) => cell.forward(cand, cache, gIh, gHh, stateIn),

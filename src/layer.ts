@@ -18,6 +18,46 @@ export interface LayerMasks {
 }
 
 /**
+ * What a layer's backward keeps of each step of a truncation window, one row per step (the
+ * window's position of the step), so that once the window is done its weight gradients are one
+ * product per matrix (Kernels.gerStepsAcc: dW_hh += Σ_t dg_t h̃_(t−1)ᵀ) instead of an outer product
+ * per step, which reads and writes all of dW_hh at every step. Allocated once per trainer.
+ */
+export class LayerWindowGrads {
+  /** Gate gradients [steps, rows]: ∂L/∂(W_ih x̃ + b_ih), and ∂L/∂(W_hh h̃ + b_hh) (the same buffer unless the cell tells them apart). */
+  readonly dGIh: FloatArray
+  readonly dGHh: FloatArray
+  /** The masked inputs forward used: x̃ [steps, inputSize], h̃ [steps, H]. */
+  readonly x: FloatArray
+  readonly h: FloatArray
+  // Views of each step's row, made once (subarray allocates).
+  readonly dGIhRows: readonly FloatArray[]
+  readonly dGHhRows: readonly FloatArray[]
+  readonly xRows: readonly FloatArray[]
+  readonly hRows: readonly FloatArray[]
+
+  constructor(
+    layer: RecurrentLayer,
+    readonly steps: number,
+    alloc: (n: number) => FloatArray,
+  ) {
+    const rows = layer.rows
+    const I = layer.inputSize
+    const H = layer.hiddenSize
+    this.dGIh = alloc(steps * rows)
+    this.dGHh = layer.cell.separateHiddenGrad ? alloc(steps * rows) : this.dGIh
+    this.x = alloc(steps * I)
+    this.h = alloc(steps * H)
+    const rowsOf = (a: FloatArray, n: number) =>
+      Array.from({ length: steps }, (_, t) => a.subarray(t * n, (t + 1) * n))
+    this.dGIhRows = rowsOf(this.dGIh, rows)
+    this.dGHhRows = this.dGHh === this.dGIh ? this.dGIhRows : rowsOf(this.dGHh, rows)
+    this.xRows = rowsOf(this.x, I)
+    this.hRows = rowsOf(this.h, H)
+  }
+}
+
+/**
  * One recurrent layer: the affine maps W_ih·x + b_ih and W_hh·h + b_hh around a pointwise
  * cell, with views into the model's flat parameter and gradient buffers.
  */
@@ -144,9 +184,11 @@ export class RecurrentLayer {
 
   /**
    * Outputs first: dX [inputSize] or null (overwritten with ∂L/∂x), dStateIn [stateSize]
-   * (overwritten with ∂L/∂stateIn); parameter gradients are ADDED into the model's grads
-   * unless `accumulate` is false (a diagnostic probe that only follows ∂L/∂h back in time).
-   * Inputs: dStateOut [stateSize] = ∂L/∂stateOut, and x, stateIn, cache, masks as in forward.
+   * (overwritten with ∂L/∂stateIn). Inputs: dStateOut [stateSize] = ∂L/∂stateOut, and x,
+   * stateIn, cache, masks as in forward. With `record`, the step's gate gradients and masked
+   * inputs go to row `step` of it, for `accumulateWindow` to turn into parameter gradients once
+   * the window is done; without (a diagnostic probe that only follows ∂L/∂h back in time), no
+   * parameter gradient is taken.
    */
   backward(
     dX: FloatArray | null,
@@ -156,7 +198,8 @@ export class RecurrentLayer {
     stateIn: FloatArray,
     cache: FloatArray,
     masks: LayerMasks | null,
-    accumulate = true,
+    record: LayerWindowGrads | null,
+    step: number,
   ): void {
     const I = this.inputSize
     const H = this.hiddenSize
@@ -168,12 +211,15 @@ export class RecurrentLayer {
       dCand = this.dCand
       for (let k = 0; k < S; k++) dCand[k] = dStateOut[k]! * (1 - zone[k]!)
     }
-    const dGIh = this.dGIh
-    const dGHh = this.dGHh
+    const dGIh = record ? record.dGIhRows[step]! : this.dGIh
+    const dGHh = record ? record.dGHhRows[step]! : this.dGHh
     const k = this.kernels
     k.cellBackward(this.cell, dGIh, dGHh, dStateIn, dCand, cache, stateIn)
     if (zone) for (let k = 0; k < S; k++) dStateIn[k] = dStateIn[k]! + dStateOut[k]! * zone[k]!
-    if (accumulate) this.accumulateGradients(x, stateIn, masks)
+    if (record) {
+      copyMasked(record.xRows[step]!, x, masks?.x ?? null, I)
+      copyMasked(record.hRows[step]!, stateIn, masks?.h ?? null, H)
+    }
 
     if (masks?.h) {
       const dHRec = this.dHRec
@@ -198,22 +244,24 @@ export class RecurrentLayer {
     }
   }
 
-  /** dB += dG; dW_ih += dGIh ⊗ x̃; dW_hh += dGHh ⊗ h̃ (x̃, h̃: the masked inputs forward used). */
-  private accumulateGradients(x: FloatArray, stateIn: FloatArray, masks: LayerMasks | null): void {
+  /**
+   * Adds the parameter gradients of the first `steps` rows `backward` recorded: dB += Σ_t dg_t,
+   * dW_ih += Σ_t dg_t x̃_tᵀ, dW_hh += Σ_t dg_t h̃_(t−1)ᵀ, one product per matrix.
+   */
+  accumulateWindow(record: LayerWindowGrads, steps: number): void {
+    const k = this.kernels
     const rows = this.rows
-    const dGIh = this.dGIh
-    const dGHh = this.dGHh
-    const xUsed = masks?.x ? multiplyInto(this.xUsed, x, masks.x, this.inputSize) : x
-    const hUsed = masks?.h ? multiplyInto(this.hUsed, stateIn, masks.h, this.hiddenSize) : stateIn
-    const dBih = this.dBih
-    const dBhh = this.dBhh
-    for (let r = 0; r < rows; r++) {
-      dBih[r] = dBih[r]! + dGIh[r]!
-      dBhh[r] = dBhh[r]! + dGHh[r]!
-    }
-    this.kernels.gerAcc(this.dWih, dGIh, xUsed, rows, this.inputSize)
-    this.kernels.gerAcc(this.dWhh, dGHh, hUsed, rows, this.hiddenSize)
+    k.sumStepsAcc(this.dBih, record.dGIh, rows, steps)
+    k.sumStepsAcc(this.dBhh, record.dGHh, rows, steps)
+    k.gerStepsAcc(this.dWih, record.dGIh, record.x, rows, this.inputSize, steps)
+    k.gerStepsAcc(this.dWhh, record.dGHh, record.h, rows, this.hiddenSize, steps)
   }
+}
+
+/** out[i] = a[i]·mask[i] (or a[i] without a mask) for i < n. */
+function copyMasked(out: FloatArray, a: FloatArray, mask: FloatArray | null, n: number): void {
+  if (mask) for (let i = 0; i < n; i++) out[i] = a[i]! * mask[i]!
+  else for (let i = 0; i < n; i++) out[i] = a[i]!
 }
 
 function multiplyInto(out: FloatArray, a: FloatArray, b: FloatArray, n: number): FloatArray {

@@ -41,6 +41,36 @@ export function gerAdd(g: FloatArray, v: FloatArray, x: FloatArray, rows: number
   }
 }
 
+/**
+ * G[r, j] += Σ_t V[t, r] · X[t, j] over `steps` rows of V [steps, rows] and X [steps, cols]:
+ * a truncation window's weight gradient as one product instead of an outer product per step.
+ */
+export function gerStepsAdd(
+  g: FloatArray,
+  v: FloatArray,
+  x: FloatArray,
+  rows: number,
+  cols: number,
+  steps: number,
+): void {
+  for (let t = 0; t < steps; t++) {
+    const vt = t * rows
+    const xt = t * cols
+    for (let r = 0, base = 0; r < rows; r++, base += cols) {
+      const vr = v[vt + r]!
+      if (vr === 0) continue
+      for (let j = 0; j < cols; j++) g[base + j] = g[base + j]! + vr * x[xt + j]!
+    }
+  }
+}
+
+/** b[r] += Σ_t V[t, r] over `steps` rows of V [steps, rows]. */
+export function sumStepsAdd(b: FloatArray, v: FloatArray, rows: number, steps: number): void {
+  for (let t = 0, vt = 0; t < steps; t++, vt += rows) {
+    for (let r = 0; r < rows; r++) b[r] = b[r]! + v[vt + r]!
+  }
+}
+
 /** y[i] += x[i] */
 export function addInto(y: FloatArray, x: FloatArray): void {
   for (let i = 0; i < y.length; i++) y[i] = y[i]! + x[i]!

@@ -469,6 +469,11 @@ function selectKernels(c: ResolvedModelConfig, backend: NonNullable<ModelOptions
   // Room for a trainer's own TBPTT window and workspace with k2 up to 64 (slots of input,
   // target, state, gate cache and output per layer), so training needs no staging copies.
   const slot = c.inputSize + 2 * c.outputSize + c.numLayers * (S + cache)
-  const window = 2 * 66 * slot
+  // Per layer and step: the gate gradients (two sets for the GRU) and the layer's inputs, kept
+  // for the window's weight-gradient products (LayerWindowGrads).
+  let stepGrads = 0
+  for (let l = 0; l < c.numLayers; l++)
+    stepGrads += (c.cell === 'gru' ? 2 : 1) * G * H + (l === 0 ? c.inputSize : H) + H + 12
+  const window = 2 * 66 * slot + 64 * stepGrads + (c.numLayers + 1) * (S + 4)
   return new StagedWasmKernels(5 * params + scratch + window, maxDim)
 }

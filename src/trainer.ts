@@ -4,6 +4,7 @@ import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import { LayerWindowGrads } from './layer.js'
 import type { Loss } from './losses.js'
 import { createLoss } from './losses.js'
 import type { Model } from './model.js'
@@ -102,6 +103,11 @@ export class OnlineTrainer {
   private readonly dY: FloatArray
   private readonly yScratch: FloatArray
   private readonly cacheScratch: FloatArray
+  /** States of a step of a window outside the kernels' memory (see forwardStep). */
+  private readonly stateInScratch: FloatArray
+  private readonly stateOutScratch: FloatArray[]
+  /** Per layer: the window's gate gradients and inputs, step by step, for one product per weight matrix. */
+  private readonly windowGrads: LayerWindowGrads[]
   /** Recomputed activations, when k2 > k1 or a sequence does not store its own. */
   private readonly workspace: Slot[]
   private readonly trajectory: Slot[]
@@ -150,11 +156,14 @@ export class OnlineTrainer {
     this.dY = alloc(c.outputSize)
     this.yScratch = alloc(c.outputSize)
     this.cacheScratch = alloc(model.cell.cacheSize)
+    this.stateInScratch = alloc(model.stateSize)
+    this.stateOutScratch = model.layers.map(() => alloc(model.stateSize))
     // The trainer's own window and its workspace live in the kernels' memory when there is
     // room (one sequence, stepped on every event); keyed sequences stay in ordinary arrays.
     this.sequence = this.createSequence({ storeActivations: true }, alloc)
     const ws = new SequenceWindow({ ...this.sequence.layout, k2: o.k2, storeActivations: true }, A, alloc)
     this.workspace = [...ws.slots]
+    this.windowGrads = model.layers.map((layer) => new LayerWindowGrads(layer, o.k2, alloc))
     this.trajectory = new Array<Slot>(o.k2)
     this.activations = new Array<Slot>(o.k2)
     this.probeNorms = new Float64Array(o.k2)
@@ -390,11 +399,25 @@ export class OnlineTrainer {
     if (hasTarget) slot.target.set(this.targetIn)
     this.copyStepMasks(seq, slot)
     const store = seq.layout.storeActivations
-    let input = slot.x
+    const placed = seq.placed
+    // A window in ordinary memory (a key of a keyed stream) steps through the trainer's scratch,
+    // which the kernels reach in place: one copy of each state in and out, instead of the
+    // kernels staging every operand of every call.
+    let input = placed ? slot.x : this.xIn
     for (let l = 0; l < model.layers.length; l++) {
       const cache = store ? slot.caches[l]! : this.cacheScratch
-      model.layers[l]!.forward(slot.states[l]!, cache, input, prev.states[l]!, slot.masks[l] ?? null)
-      input = slot.states[l]!
+      const masks = slot.masks[l] ?? null
+      if (placed) {
+        model.layers[l]!.forward(slot.states[l]!, cache, input, prev.states[l]!, masks)
+        input = slot.states[l]!
+      } else {
+        const stateIn = this.stateInScratch
+        const stateOut = this.stateOutScratch[l]!
+        stateIn.set(prev.states[l]!)
+        model.layers[l]!.forward(stateOut, cache, input, stateIn, masks)
+        slot.states[l]!.set(stateOut)
+        input = stateOut
+      }
     }
     const y = store ? slot.y : this.yScratch
     model.head.forward(y, input)
@@ -534,7 +557,8 @@ export class OnlineTrainer {
           prevStates[l]!,
           s.caches[l]!,
           src.masks[l] ?? null,
-          accumulate,
+          accumulate ? this.windowGrads[l]! : null,
+          i,
         )
         if (l > 0) {
           const below = this.dOut[l - 1]!
@@ -543,6 +567,7 @@ export class OnlineTrainer {
         }
       }
     }
+    if (accumulate) for (let l = 0; l < L; l++) layers[l]!.accumulateWindow(this.windowGrads[l]!, n)
   }
 
   private applyGradients(seq: SequenceWindow, loss: number, lossSteps: number, n: number): UpdateReport {

@@ -63,6 +63,11 @@ export class SequenceWindow {
   readonly cleanState: RecurrentState | null
   /** Every slot's floats, in one buffer. */
   readonly buffer: FloatArray
+  /**
+   * Whether the buffer came from the kernels' allocator (so kernels work on the slots in place);
+   * else the trainer steps the window through its own scratch and copies the states in.
+   */
+  readonly placed: boolean
 
   /**
    * `alloc`, when given, places the slots' buffer (e.g. in the kernels' memory, so the
@@ -94,6 +99,7 @@ export class SequenceWindow {
     const emptyOutput = new ArrayType(0)
     const buffer = alloc ? alloc(perSlot * cap) : new ArrayType(perSlot * cap)
     this.buffer = buffer
+    this.placed = alloc !== undefined
     let offset = 0
     const take = (n: number): FloatArray => buffer.subarray(offset, (offset += n))
     const slots: Slot[] = []

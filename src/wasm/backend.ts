@@ -3,6 +3,7 @@ import type { FloatArray } from '../dtype.js'
 import { RxrnnError } from '../errors.js'
 import type { Kernels } from '../kernels.js'
 import { transposeInto } from '../kernels.js'
+import { gerStepsAdd, sumStepsAdd } from '../linalg.js'
 import { WasmKernels } from './kernels.js'
 
 /** Keys that the batch room of a `StagedWasmKernels` holds by default (see its constructor). */
@@ -25,8 +26,6 @@ const MAX_MEMORY_BYTES = 2 ** 31
 export class StagedWasmKernels implements Kernels {
   readonly name = 'wasm' as const
   private readonly k: WasmKernels
-  private readonly memoryBuffer: ArrayBuffer
-  private readonly residentKey = Symbol('rxrnn.resident')
   private readonly stageIn: Float32Array[]
   private readonly stageOut: Float32Array[]
   /** The room for `allocBatch`, and how much of it is handed out. */
@@ -47,7 +46,6 @@ export class StagedWasmKernels implements Kernels {
     // The room never makes a memory too large that would fit without it: it shrinks instead.
     const room = Math.max(0, Math.min(batchFloats, Math.floor((MAX_MEMORY_BYTES - bytes) / 4) - 4))
     this.k = new WasmKernels(bytes + WasmKernels.bytesFor([room]))
-    this.memoryBuffer = this.k.memory.buffer
     this.stageIn = Array.from({ length: 4 }, () => this.k.alloc(maxDim))
     this.stageOut = Array.from({ length: 3 }, () => this.k.alloc(maxDim))
     this.batchRoom = this.k.alloc(room, true, false)
@@ -72,15 +70,9 @@ export class StagedWasmKernels implements Kernels {
     return this.k.bytesFree >= 4 * n + 16 ? this.k.alloc(n) : new Float32Array(n)
   }
 
-  /** Whether a view lies in the kernels' memory; cached on the view (its buffer getter is slow). */
+  /** Whether a view lies in the kernels' memory (cached on the view: its buffer getter is slow). */
   private resident(view: FloatArray): boolean {
-    const tagged = view as unknown as Record<symbol, boolean | undefined>
-    let r = tagged[this.residentKey]
-    if (r === undefined) {
-      r = view.buffer === this.memoryBuffer
-      Object.defineProperty(view, this.residentKey, { value: r })
-    }
-    return r
+    return this.k.offsetOf(view) >= 0
   }
 
   /** A view that must be resident (parameters): the memory is sized so that they always are. */
@@ -133,6 +125,18 @@ export class StagedWasmKernels implements Kernels {
 
   gerAcc(g: FloatArray, v: FloatArray, x: FloatArray, rows: number, cols: number): void {
     this.k.gerAcc(this.must(g), this.in(v, rows, 1), this.in(x, cols, 2), rows, cols)
+  }
+
+  gerStepsAcc(g: FloatArray, v: FloatArray, x: FloatArray, rows: number, cols: number, steps: number): void {
+    if (this.resident(v) && this.resident(x)) {
+      this.k.gerStepsAcc(this.must(g), v as Float32Array, x as Float32Array, rows, cols, steps)
+    } else gerStepsAdd(g, v, x, rows, cols, steps)
+  }
+
+  sumStepsAcc(b: FloatArray, v: FloatArray, rows: number, steps: number): void {
+    if (this.resident(b) && this.resident(v))
+      this.k.sumStepsAcc(b as Float32Array, v as Float32Array, rows, steps)
+    else sumStepsAdd(b, v, rows, steps)
   }
 
   gemmBias(

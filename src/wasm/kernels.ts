@@ -15,6 +15,10 @@ export interface KernelExports {
   gemv_t_acc(y: number, w: number, v: number, rows: number, cols: number): void
   /** G += v·xᵀ */
   ger_acc(g: number, v: number, x: number, rows: number, cols: number): void
+  /** G [rows, cols] += Vᵀ·X, V [steps, rows] and X [steps, cols] step-major. G must not overlap V or X. */
+  ger_steps_acc(g: number, v: number, x: number, rows: number, cols: number, steps: number): void
+  /** b [rows] += Σ_t V[t, :], V [steps, rows]. */
+  sum_steps_acc(b: number, v: number, rows: number, steps: number): void
   /**
    * Y [rows, batch] = b·1ᵀ + W·X, W [rows, cols] row-major, X [cols, batch] and Y [rows, batch]
    * batch-minor (element (j, k) at j·batch + k). Y must not overlap W, X or b.
@@ -198,6 +202,8 @@ export class WasmKernels {
   private readonly gemvAccFn: KernelExports['gemv_acc']
   private readonly gemvTAccFn: KernelExports['gemv_t_acc']
   private readonly gerAccFn: KernelExports['ger_acc']
+  private readonly gerStepsAccFn: KernelExports['ger_steps_acc']
+  private readonly sumStepsAccFn: KernelExports['sum_steps_acc']
   private readonly gemmBiasFn: KernelExports['gemm_bias']
   private readonly transposeFn: KernelExports['transpose']
   private readonly lstmFwdFn: KernelExports['lstm_fwd']
@@ -253,6 +259,8 @@ export class WasmKernels {
     this.gemvAccFn = e.gemv_acc
     this.gemvTAccFn = e.gemv_t_acc
     this.gerAccFn = e.ger_acc
+    this.gerStepsAccFn = e.ger_steps_acc
+    this.sumStepsAccFn = e.sum_steps_acc
     this.gemmBiasFn = e.gemm_bias
     this.transposeFn = e.transpose
     this.lstmFwdFn = e.lstm_fwd
@@ -332,12 +340,31 @@ export class WasmKernels {
    */
   private at(view: Float32Array, n: number): number {
     const p = (view as unknown as Tagged)[this.key]
-    if (p !== undefined && view.length >= n) return p
+    if (p !== undefined && p >= 0 && view.length >= n) return p
     return this.resolve(view, n)
   }
 
+  /**
+   * The byte offset of a view of this memory, −1 for any other array; cached on the view like
+   * `at`'s (one symbol for both, so views keep one shape and the lookup stays monomorphic). The
+   * staged kernels ask this to tell a resident array from one they must copy in.
+   *
+   * @example
+   * const resident = kernels.offsetOf(h) >= 0
+   */
+  offsetOf(view: ArrayLike<number>): number {
+    const tagged = view as unknown as Tagged
+    let p = tagged[this.key]
+    if (p === undefined) {
+      p = view instanceof Float32Array && view.buffer === this.buffer ? view.byteOffset : -1
+      Object.defineProperty(view, this.key, { value: p })
+    }
+    return p
+  }
+
   private resolve(view: Float32Array, n: number): number {
-    if (!(view instanceof Float32Array) || view.buffer !== this.buffer) {
+    const p = this.offsetOf(view)
+    if (p < 0) {
       throw new RxrnnError(
         'internal',
         'A WasmKernels call got an array outside its memory: allocate every kernel array with its alloc()',
@@ -349,8 +376,6 @@ export class WasmKernels {
         `A WasmKernels call got an array of ${view.length} floats where it needs ${n}`,
       )
     }
-    const p = view.byteOffset
-    Object.defineProperty(view, this.key, { value: p })
     return p
   }
 
@@ -399,6 +424,44 @@ export class WasmKernels {
    */
   gerAcc(g: Float32Array, v: Float32Array, x: Float32Array, rows: number, cols: number): void {
     this.gerAccFn(this.at(g, rows * cols), this.at(v, rows), this.at(x, cols), rows, cols)
+  }
+
+  /**
+   * G [rows, cols] += Vᵀ·X = Σ_t V[t, :]ᵀ X[t, :] over `steps` time steps, V [steps, rows] and
+   * X [steps, cols] step-major: a truncation window's weight gradient in one pass over G (blocks
+   * of 4 × 8 of G held in registers across the steps) instead of a gerAcc per step. Each element
+   * sums in step order. G must not overlap V or X.
+   *
+   * @example
+   * kernels.gerStepsAcc(dWhh, dGatesPerStep, hPrevPerStep, 4 * H, H, 16)
+   */
+  gerStepsAcc(
+    g: Float32Array,
+    v: Float32Array,
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    steps: number,
+  ): void {
+    this.gerStepsAccFn(
+      this.at(g, rows * cols),
+      this.at(v, rows * steps),
+      this.at(x, cols * steps),
+      rows,
+      cols,
+      steps,
+    )
+  }
+
+  /**
+   * b [rows] += Σ_t V[t, :] over `steps` rows of V [steps, rows] (a window's bias gradient),
+   * summed in step order.
+   *
+   * @example
+   * kernels.sumStepsAcc(dBhh, dGatesPerStep, 4 * H, 16)
+   */
+  sumStepsAcc(b: Float32Array, v: Float32Array, rows: number, steps: number): void {
+    this.sumStepsAccFn(this.at(b, rows), this.at(v, rows * steps), rows, steps)
   }
 
   /**

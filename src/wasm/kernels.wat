@@ -644,6 +644,226 @@
         (br $row))))
 
   ;; ------------------------------------------------------------------------------------------
+  ;; A window's weight gradient in one pass: G [rows, cols] += V^T X = sum over steps t of
+  ;; V[t, :]^T X[t, :], with V [steps, rows] (each step's gate gradients) and X [steps, cols] (each
+  ;; step's layer input) step-major. ger_acc per step reads and writes all of G once per step; here
+  ;; a block of 4 rows x 8 columns of G stays in registers over every step, so G is read and
+  ;; written once per window. Each element is G + V[0,r] X[0,c] + V[1,r] X[1,c] + ..., in step order.
+
+  ;; One block: rows n = 1..4 of G (pg, rows gs bytes apart) at columns c..c+7, V's columns of those
+  ;; rows at p0..p3 (a missing row repeats the pointer before), X's columns at px; V and X rows are
+  ;; vs and xs bytes apart. Rows past n start at 0 and are never stored.
+  (func $gers_k8
+    (param $pg i32) (param $p0 i32) (param $p1 i32) (param $p2 i32) (param $p3 i32) (param $px i32)
+    (param $steps i32) (param $vs i32) (param $xs i32) (param $gs i32) (param $n i32)
+    (local $t i32) (local $vo i32) (local $p i32)
+    (local $a00 v128) (local $a01 v128) (local $a10 v128) (local $a11 v128)
+    (local $a20 v128) (local $a21 v128) (local $a30 v128) (local $a31 v128)
+    (local $xv v128) (local $xw v128) (local $s v128)
+    (local.set $p (local.get $pg))
+    (local.set $a00 (v128.load (local.get $p)))
+    (local.set $a01 (v128.load offset=16 (local.get $p)))
+    (if (i32.gt_u (local.get $n) (i32.const 1))
+      (then
+        (local.set $p (i32.add (local.get $p) (local.get $gs)))
+        (local.set $a10 (v128.load (local.get $p)))
+        (local.set $a11 (v128.load offset=16 (local.get $p)))))
+    (if (i32.gt_u (local.get $n) (i32.const 2))
+      (then
+        (local.set $p (i32.add (local.get $p) (local.get $gs)))
+        (local.set $a20 (v128.load (local.get $p)))
+        (local.set $a21 (v128.load offset=16 (local.get $p)))))
+    (if (i32.gt_u (local.get $n) (i32.const 3))
+      (then
+        (local.set $p (i32.add (local.get $p) (local.get $gs)))
+        (local.set $a30 (v128.load (local.get $p)))
+        (local.set $a31 (v128.load offset=16 (local.get $p)))))
+    (block $done
+      (loop $step
+        (br_if $done (i32.ge_u (local.get $t) (local.get $steps)))
+        (local.set $xv (v128.load (local.get $px)))
+        (local.set $xw (v128.load offset=16 (local.get $px)))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p0) (local.get $vo))))
+        (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $s) (local.get $xw))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p1) (local.get $vo))))
+        (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $s) (local.get $xw))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p2) (local.get $vo))))
+        (local.set $a20 (f32x4.add (local.get $a20) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $a21 (f32x4.add (local.get $a21) (f32x4.mul (local.get $s) (local.get $xw))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p3) (local.get $vo))))
+        (local.set $a30 (f32x4.add (local.get $a30) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $a31 (f32x4.add (local.get $a31) (f32x4.mul (local.get $s) (local.get $xw))))
+        (local.set $px (i32.add (local.get $px) (local.get $xs)))
+        (local.set $vo (i32.add (local.get $vo) (local.get $vs)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $step)))
+    (v128.store (local.get $pg) (local.get $a00))
+    (v128.store offset=16 (local.get $pg) (local.get $a01))
+    (br_if 0 (i32.lt_u (local.get $n) (i32.const 2)))
+    (local.set $pg (i32.add (local.get $pg) (local.get $gs)))
+    (v128.store (local.get $pg) (local.get $a10))
+    (v128.store offset=16 (local.get $pg) (local.get $a11))
+    (br_if 0 (i32.lt_u (local.get $n) (i32.const 3)))
+    (local.set $pg (i32.add (local.get $pg) (local.get $gs)))
+    (v128.store (local.get $pg) (local.get $a20))
+    (v128.store offset=16 (local.get $pg) (local.get $a21))
+    (br_if 0 (i32.lt_u (local.get $n) (i32.const 4)))
+    (local.set $pg (i32.add (local.get $pg) (local.get $gs)))
+    (v128.store (local.get $pg) (local.get $a30))
+    (v128.store offset=16 (local.get $pg) (local.get $a31)))
+
+  ;; As $gers_k8 for columns c..c+m-1, m = 1..4 (one vector per row): the last columns of G. G and
+  ;; X lanes [m, 4) load as 0 and are never stored (they belong to the next row, or lie past the end).
+  (func $gers_k4
+    (param $pg i32) (param $p0 i32) (param $p1 i32) (param $p2 i32) (param $p3 i32) (param $px i32)
+    (param $steps i32) (param $vs i32) (param $xs i32) (param $gs i32) (param $n i32) (param $m i32)
+    (local $t i32) (local $vo i32) (local $p i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $xv v128) (local $s v128)
+    (local.set $p (local.get $pg))
+    (local.set $a0 (call $ld4 (local.get $p) (local.get $m)))
+    (if (i32.gt_u (local.get $n) (i32.const 1))
+      (then
+        (local.set $p (i32.add (local.get $p) (local.get $gs)))
+        (local.set $a1 (call $ld4 (local.get $p) (local.get $m)))))
+    (if (i32.gt_u (local.get $n) (i32.const 2))
+      (then
+        (local.set $p (i32.add (local.get $p) (local.get $gs)))
+        (local.set $a2 (call $ld4 (local.get $p) (local.get $m)))))
+    (if (i32.gt_u (local.get $n) (i32.const 3))
+      (then
+        (local.set $p (i32.add (local.get $p) (local.get $gs)))
+        (local.set $a3 (call $ld4 (local.get $p) (local.get $m)))))
+    (block $done
+      (loop $step
+        (br_if $done (i32.ge_u (local.get $t) (local.get $steps)))
+        (if (i32.eq (local.get $m) (i32.const 4))
+          (then (local.set $xv (v128.load (local.get $px))))
+          (else
+            (local.set $xv (v128.load32_zero (local.get $px)))
+            (if (i32.gt_u (local.get $m) (i32.const 1))
+              (then (local.set $xv (v128.load32_lane offset=4 1 (local.get $px) (local.get $xv)))))
+            (if (i32.gt_u (local.get $m) (i32.const 2))
+              (then (local.set $xv (v128.load32_lane offset=8 2 (local.get $px) (local.get $xv)))))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p0) (local.get $vo))))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p1) (local.get $vo))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p2) (local.get $vo))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $s (v128.load32_splat (i32.add (local.get $p3) (local.get $vo))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (local.get $xv))))
+        (local.set $px (i32.add (local.get $px) (local.get $xs)))
+        (local.set $vo (i32.add (local.get $vo) (local.get $vs)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $step)))
+    (call $stp4 (local.get $pg) (local.get $a0) (local.get $m))
+    (br_if 0 (i32.lt_u (local.get $n) (i32.const 2)))
+    (local.set $pg (i32.add (local.get $pg) (local.get $gs)))
+    (call $stp4 (local.get $pg) (local.get $a1) (local.get $m))
+    (br_if 0 (i32.lt_u (local.get $n) (i32.const 3)))
+    (local.set $pg (i32.add (local.get $pg) (local.get $gs)))
+    (call $stp4 (local.get $pg) (local.get $a2) (local.get $m))
+    (br_if 0 (i32.lt_u (local.get $n) (i32.const 4)))
+    (local.set $pg (i32.add (local.get $pg) (local.get $gs)))
+    (call $stp4 (local.get $pg) (local.get $a3) (local.get $m)))
+
+  ;; Loads lanes [0, m) at p, m = 1..4; the others are 0.
+  (func $ld4 (param $p i32) (param $m i32) (result v128)
+    (if (result v128) (i32.eq (local.get $m) (i32.const 4))
+      (then (v128.load (local.get $p)))
+      (else (call $ldp (local.get $p) (local.get $m)))))
+
+  ;; G [rows, cols] += V^T X, V [steps, rows], X [steps, cols] (see above). G must not overlap V or X.
+  (func (export "ger_steps_acc")
+    (param $g i32) (param $v i32) (param $x i32) (param $rows i32) (param $cols i32) (param $steps i32)
+    (local $gs i32) (local $vs i32) (local $r i32) (local $n i32) (local $c i32) (local $left i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $pg i32)
+    (if (i32.or (i32.eqz (local.get $steps)) (i32.eqz (local.get $cols))) (then (return)))
+    (local.set $gs (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $vs (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $p0 (local.get $v))
+    (local.set $pg (local.get $g))
+    (block $rows_done
+      (loop $block
+        (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $n (i32.sub (local.get $rows) (local.get $r)))
+        (if (i32.gt_u (local.get $n) (i32.const 4)) (then (local.set $n (i32.const 4))))
+        (local.set $p1 (local.get $p0))
+        (if (i32.gt_u (local.get $n) (i32.const 1)) (then (local.set $p1 (i32.add (local.get $p0) (i32.const 4)))))
+        (local.set $p2 (local.get $p1))
+        (if (i32.gt_u (local.get $n) (i32.const 2)) (then (local.set $p2 (i32.add (local.get $p1) (i32.const 4)))))
+        (local.set $p3 (local.get $p2))
+        (if (i32.gt_u (local.get $n) (i32.const 3)) (then (local.set $p3 (i32.add (local.get $p2) (i32.const 4)))))
+        (local.set $c (i32.const 0))
+        (block $cols_done
+          (loop $cols8
+            (br_if $cols_done (i32.gt_s (i32.add (local.get $c) (i32.const 32)) (local.get $gs)))
+            (call $gers_k8
+              (i32.add (local.get $pg) (local.get $c)) (local.get $p0) (local.get $p1) (local.get $p2)
+              (local.get $p3) (i32.add (local.get $x) (local.get $c)) (local.get $steps) (local.get $vs)
+              (local.get $gs) (local.get $gs) (local.get $n))
+            (local.set $c (i32.add (local.get $c) (i32.const 32)))
+            (br $cols8)))
+        (local.set $left (i32.shr_u (i32.sub (local.get $gs) (local.get $c)) (i32.const 2)))
+        (if (i32.ge_u (local.get $left) (i32.const 4))
+          (then
+            (call $gers_k4
+              (i32.add (local.get $pg) (local.get $c)) (local.get $p0) (local.get $p1) (local.get $p2)
+              (local.get $p3) (i32.add (local.get $x) (local.get $c)) (local.get $steps) (local.get $vs)
+              (local.get $gs) (local.get $gs) (local.get $n) (i32.const 4))
+            (local.set $c (i32.add (local.get $c) (i32.const 16)))
+            (local.set $left (i32.sub (local.get $left) (i32.const 4)))))
+        (if (i32.gt_u (local.get $left) (i32.const 0))
+          (then
+            (call $gers_k4
+              (i32.add (local.get $pg) (local.get $c)) (local.get $p0) (local.get $p1) (local.get $p2)
+              (local.get $p3) (i32.add (local.get $x) (local.get $c)) (local.get $steps) (local.get $vs)
+              (local.get $gs) (local.get $gs) (local.get $n) (local.get $left))))
+        (local.set $p0 (i32.add (local.get $p3) (i32.const 4)))
+        (local.set $pg (i32.add (local.get $pg) (i32.shl (local.get $gs) (i32.const 2))))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $block))))
+
+  ;; b [rows] += sum over steps t of V[t, :], V [steps, rows] step-major (a window's bias gradient),
+  ;; each element summed in step order.
+  (func (export "sum_steps_acc") (param $b i32) (param $v i32) (param $rows i32) (param $steps i32)
+    (local $vs i32) (local $j i32) (local $end i32) (local $t i32) (local $pv i32) (local $m i32)
+    (local $a v128)
+    (local.set $vs (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $end (i32.and (local.get $vs) (i32.const -16)))
+    (block $done
+      (loop $chunk
+        (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $a (v128.load (i32.add (local.get $b) (local.get $j))))
+        (local.set $pv (i32.add (local.get $v) (local.get $j)))
+        (local.set $t (i32.const 0))
+        (block $steps_done
+          (loop $step
+            (br_if $steps_done (i32.ge_u (local.get $t) (local.get $steps)))
+            (local.set $a (f32x4.add (local.get $a) (v128.load (local.get $pv))))
+            (local.set $pv (i32.add (local.get $pv) (local.get $vs)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $step)))
+        (v128.store (i32.add (local.get $b) (local.get $j)) (local.get $a))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $chunk)))
+    (local.set $m (i32.shr_u (i32.sub (local.get $vs) (local.get $end)) (i32.const 2)))
+    (if (i32.eqz (local.get $m)) (then (return)))
+    (local.set $a (call $ldp (i32.add (local.get $b) (local.get $end)) (local.get $m)))
+    (local.set $pv (i32.add (local.get $v) (local.get $end)))
+    (local.set $t (i32.const 0))
+    (block $steps_done
+      (loop $step
+        (br_if $steps_done (i32.ge_u (local.get $t) (local.get $steps)))
+        (local.set $a (f32x4.add (local.get $a) (call $ldp (local.get $pv) (local.get $m))))
+        (local.set $pv (i32.add (local.get $pv) (local.get $vs)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $step)))
+    (call $stp (i32.add (local.get $b) (local.get $end)) (local.get $a) (local.get $m)))
+
+  ;; ------------------------------------------------------------------------------------------
   ;; Batched dense kernel: many keys (independent sequences) through the same W at once.
   ;; X [cols, batch] and Y [rows, batch] are batch-minor: element (j, k) at j batch + k, so key k
   ;; is column k and one v128 load takes keys k..k+3 of one row. Each output is

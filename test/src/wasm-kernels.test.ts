@@ -6,6 +6,7 @@ import { lstmCell } from '../../src/cells/lstm.js'
 import { rnnCell } from '../../src/cells/rnn.js'
 import { clipByGlobalNorm } from '../../src/clip.js'
 import { RxrnnError } from '../../src/errors.js'
+import { jsKernels } from '../../src/kernels.js'
 import { gemvAdd, gemvTransAdd, gerAdd } from '../../src/linalg.js'
 import { createOptimizer } from '../../src/optimizers.js'
 import { Rng } from '../../src/rng.js'
@@ -262,6 +263,121 @@ describe('dense kernels', () => {
           }
         }
       }
+    }
+  })
+})
+
+describe('window gradient kernels', () => {
+  const STEPS = [0, 1, 5, 16, 17]
+  /** A view of `data` with 5 guard floats on each side, filled with a value no kernel writes. */
+  function guarded(k: WasmKernels, data: ArrayLike<number>, misalign: number) {
+    const block = k.alloc(data.length + 10 + misalign)
+    block.fill(-7.25)
+    const view = block.subarray(5 + misalign, 5 + misalign + data.length)
+    view.set(data)
+    const guardsIntact = () =>
+      block.subarray(0, 5 + misalign).every((v) => v === -7.25) &&
+      block.subarray(5 + misalign + data.length).every((v) => v === -7.25)
+    return { view, guardsIntact }
+  }
+
+  it('gerStepsAcc: G += Vᵀ·X over the steps, to float32 rounding of the sum, nothing outside G written', () => {
+    const rng = new Rng(11)
+    for (const steps of STEPS) {
+      for (const rows of SIZES) {
+        for (const cols of SIZES) {
+          const mis = (rows + cols + steps) % 4
+          const k = kernels(4 << 20)
+          const g0 = randoms(rng, rows * cols, -1, 1)
+          const v = randoms(rng, steps * rows, -2, 2)
+          const x = randoms(rng, steps * cols, -2, 2)
+          const g = guarded(k, g0, mis)
+          k.gerStepsAcc(g.view, place(k, v, (mis + 1) & 3), place(k, x, (mis + 2) & 3), rows, cols, steps)
+          expect(g.guardsIntact()).toBe(true)
+          const want = f64(g0)
+          const mag = abs64(g0)
+          for (let t = 0; t < steps; t++) {
+            gerAdd(
+              want,
+              f64(v.subarray(t * rows, (t + 1) * rows)),
+              f64(x.subarray(t * cols, (t + 1) * cols)),
+              rows,
+              cols,
+            )
+            gerAdd(
+              mag,
+              abs64(v.subarray(t * rows, (t + 1) * rows)),
+              abs64(x.subarray(t * cols, (t + 1) * cols)),
+              rows,
+              cols,
+            )
+          }
+          const n = steps + 1
+          const gamma = (n * U) / (1 - n * U)
+          expectWithin(
+            'ger_steps_acc / (|g| + Σ|v x|)',
+            g.view,
+            want,
+            (i) => gamma * mag[i]!,
+            (i) => mag[i]!,
+          )
+          if (steps === 0) expect(g.view).toEqual(g0)
+        }
+      }
+    }
+  })
+
+  it('sumStepsAcc: b += Σ_t V[t, :], nothing outside b written', () => {
+    const rng = new Rng(12)
+    for (const steps of STEPS) {
+      for (const rows of SIZES) {
+        const mis = (rows + steps) % 4
+        const k = kernels()
+        const b0 = randoms(rng, rows, -1, 1)
+        const v = randoms(rng, steps * rows, -2, 2)
+        const b = guarded(k, b0, mis)
+        k.sumStepsAcc(b.view, place(k, v, (mis + 3) & 3), rows, steps)
+        expect(b.guardsIntact()).toBe(true)
+        const want = f64(b0)
+        const mag = abs64(b0)
+        for (let t = 0; t < steps; t++) {
+          for (let r = 0; r < rows; r++) {
+            want[r] = want[r]! + v[t * rows + r]!
+            mag[r] = mag[r]! + Math.abs(v[t * rows + r]!)
+          }
+        }
+        const gamma = (steps * U) / (1 - steps * U)
+        expectWithin(
+          'sum_steps_acc / Σ|v|',
+          b.view,
+          want,
+          (i) => gamma * mag[i]!,
+          (i) => mag[i]!,
+        )
+      }
+    }
+  })
+
+  it('the JS kernels are, in float64, exactly one gerAcc per step and a running sum', () => {
+    const rng = new Rng(13)
+    const js = jsKernels(Float64Array)
+    const rows = 7
+    const cols = 5
+    const steps = 6
+    const v = f64(randoms(rng, steps * rows, -2, 2))
+    const x = f64(randoms(rng, steps * cols, -2, 2))
+    const g = f64(randoms(rng, rows * cols, -1, 1))
+    const want = g.slice()
+    js.gerStepsAcc(g, v, x, rows, cols, steps)
+    for (let t = 0; t < steps; t++)
+      gerAdd(want, v.subarray(t * rows, (t + 1) * rows), x.subarray(t * cols, (t + 1) * cols), rows, cols)
+    expect(g).toEqual(want)
+    const b = new Float64Array(rows)
+    js.sumStepsAcc(b, v, rows, steps)
+    for (let r = 0; r < rows; r++) {
+      let sum = 0
+      for (let t = 0; t < steps; t++) sum += v[t * rows + r]!
+      expect(b[r]).toBe(sum)
     }
   })
 })
