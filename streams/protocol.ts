@@ -506,17 +506,24 @@ function keyProblem(
 }
 
 function inputProblem(x: unknown, inputSize: number | undefined): string | undefined {
-  const expected = () => {
-    const count = inputSize === undefined ? 'finite numbers' : `${inputSize} finite numbers`
-    return `send x: an array (or a Float32Array or Float64Array) of ${count}`
-  }
-  if (x === undefined) return `the tick has no x; ${expected()}`
-  if (!isVector(x)) return `x is ${describe(x)}; ${expected()}${binHint(x)}`
-  if (x.length === 0) return `x is empty; ${expected()}`
+  if (x === undefined) return `the tick has no x; ${expectedInput(inputSize)}`
+  if (!isVector(x)) return `x is ${describe(x)}; ${expectedInput(inputSize)}${binHint(x)}`
+  if (x.length === 0) return `x is empty; ${expectedInput(inputSize)}`
   if (inputSize !== undefined && x.length !== inputSize) {
     return `x has ${x.length} values but the model takes ${inputSize} inputs`
   }
   return elementProblem('x', x)
+}
+
+// The hints below are built only for a frame that is refused: a good tick makes no closures or strings.
+function expectedInput(inputSize: number | undefined): string {
+  const count = inputSize === undefined ? 'finite numbers' : `${inputSize} finite numbers`
+  return `send x: an array (or a Float32Array or Float64Array) of ${count}`
+}
+
+function expectedTarget(outputSize: number | undefined): string {
+  const outputs = outputSize === undefined ? 'finite numbers' : `${outputSize} finite numbers`
+  return `send y: a finite number or an array of ${outputs}, or leave y out when the target is not known yet`
 }
 
 function targetProblem(y: unknown, expect: FrameExpectations): string | undefined {
@@ -534,19 +541,15 @@ function targetProblem(y: unknown, expect: FrameExpectations): string | undefine
       outputSize === undefined ? 'a non-negative integer' : `an integer from 0 to ${outputSize - 1}`
     return `y is ${describe(y)}; a classification target is a class index, ${classes} (leave y out when the class is not known yet)`
   }
-  const expected = () => {
-    const outputs = outputSize === undefined ? 'finite numbers' : `${outputSize} finite numbers`
-    return `send y: a finite number or an array of ${outputs}, or leave y out when the target is not known yet`
-  }
   if (typeof y === 'number') {
-    if (!Number.isFinite(y)) return `y is ${describe(y)}; ${expected()}`
+    if (!Number.isFinite(y)) return `y is ${describe(y)}; ${expectedTarget(outputSize)}`
     if (task === 'regression' && outputSize !== undefined && outputSize !== 1) {
       return `y is a single number but the model has ${outputSize} outputs; send an array of ${outputSize} numbers`
     }
     return undefined
   }
-  if (!isVector(y)) return `y is ${describe(y)}; ${expected()}${binHint(y)}`
-  if (y.length === 0) return `y is empty; ${expected()}`
+  if (!isVector(y)) return `y is ${describe(y)}; ${expectedTarget(outputSize)}${binHint(y)}`
+  if (y.length === 0) return `y is empty; ${expectedTarget(outputSize)}`
   if (outputSize !== undefined && y.length !== outputSize) {
     return `y has ${y.length} values but the model has ${outputSize} outputs`
   }

@@ -106,7 +106,12 @@ interface Connection {
  */
 export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   const log = options.log ?? (() => {})
-  const previousTargets = new Map<string, number[]>()
+  const previousTargets = new Map<string, Float64Array>()
+  const targetScratch = new Float64Array(1)
+  const oneTarget = (y: number): Float64Array => {
+    targetScratch[0] = y
+    return targetScratch
+  }
   const onEvict = (key: string) => previousTargets.delete(key)
   if (options.checkpoint) await removeStaleTemporaries(options.checkpoint.path)
   const saved = options.checkpoint ? readCheckpoint(options.checkpoint.path) : null
@@ -240,14 +245,20 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     conn.producer = true
     let prediction: number[]
     try {
-      const { prediction: y, updates } = keyed.observe(tick.key, tick.x, tick.y ?? null)
-      prediction = Array.from(y)
+      const { prediction: output, updates } = keyed.observe(tick.key, tick.x, tick.y ?? null)
+      prediction = Array.from(output)
       monitor.event()
-      if (tick.y !== undefined && tick.y !== null) {
-        const target = typeof tick.y === 'number' ? [tick.y] : Array.from(tick.y)
-        if (classification) monitor.scoreClassification(prediction, target[0]!)
-        else monitor.scoreRegression(prediction, target, previousTargets.get(tick.key) ?? null)
-        previousTargets.set(tick.key, target)
+      const y = tick.y
+      if (y !== undefined && y !== null) {
+        if (classification) monitor.scoreClassification(prediction, typeof y === 'number' ? y : y[0]!)
+        else {
+          // Each key's last target, for the persistence baseline: one buffer per key, rewritten.
+          let previous = previousTargets.get(tick.key)
+          monitor.scoreRegression(prediction, typeof y === 'number' ? oneTarget(y) : y, previous ?? null)
+          if (!previous) previousTargets.set(tick.key, (previous = new Float64Array(expect.outputSize)))
+          if (typeof y === 'number') previous[0] = y
+          else previous.set(y)
+        }
       }
       for (const u of updates) onUpdate(tick.key, u)
     } catch (error) {
