@@ -61,6 +61,12 @@ export interface KeyedObservation {
 
 const noUpdates: UpdateReport[] = []
 
+/** An entry on the recency list: least recently seen at `oldest`, most recently at `newest`. */
+interface LinkedEntry extends KeyEntry {
+  older: LinkedEntry | null
+  newer: LinkedEntry | null
+}
+
 /**
  * Many streams, one model: every key (a sensor, a symbol) keeps its own hidden state and
  * truncation window while all keys train the trainer's shared weights and optimizer. Windows
@@ -79,7 +85,11 @@ export class KeyedTrainer {
   /** Keys created so far: the next key's phase when updates are staggered. */
   private created = 0
   private readonly onEvict: ((key: string) => void) | undefined
-  private readonly entries = new Map<string, KeyEntry>()
+  private readonly entries = new Map<string, LinkedEntry>()
+  // A doubly linked recency list through the entries: seeing a key moves it to the newest end
+  // in O(1) with no allocation (re-inserting it into the Map would grow and rehash the Map).
+  private oldest: LinkedEntry | null = null
+  private newest: LinkedEntry | null = null
   private readonly xScratch: FloatArray
   private readonly targetScratch: FloatArray
   private readonly updatesScratch: UpdateReport[] = []
@@ -120,8 +130,9 @@ export class KeyedTrainer {
     return this.entries.has(key)
   }
 
-  keys(): IterableIterator<string> {
-    return this.entries.keys()
+  /** The keys, least recently seen first. */
+  *keys(): IterableIterator<string> {
+    for (let e = this.oldest; e; e = e.newer) yield e.key
   }
 
   entry(key: string): KeyEntry | undefined {
@@ -229,16 +240,19 @@ export class KeyedTrainer {
   }
 
   delete(key: string): boolean {
+    const entry = this.entries.get(key)
+    if (!entry) return false
+    this.unlink(entry)
     return this.entries.delete(key)
   }
 
   /** Evicts keys unseen for `idleMs`; returns them. */
   evictIdle(now = Date.now()): string[] {
     const evicted: string[] = []
-    // Map order is least recently seen first, so the scan stops at the first fresh key.
-    for (const [key, entry] of this.entries) {
-      if (now - entry.lastSeen < this.idleMs) break
-      this.entries.delete(key)
+    // The list runs from least recently seen, so the scan stops at the first fresh key.
+    while (this.oldest && now - this.oldest.lastSeen >= this.idleMs) {
+      const key = this.oldest.key
+      this.delete(key)
       evicted.push(key)
       this.onEvict?.(key)
     }
@@ -251,7 +265,7 @@ export class KeyedTrainer {
    * `KeyedTrainer.fromSnapshot` resumes them exactly.
    */
   snapshot(): Uint8Array {
-    const keys = [...this.entries.values()].map((e) => ({
+    const keys = this.lruOrder().map((e) => ({
       key: e.key,
       sequence: e.sequence.exportState(),
       live: e.live?.data.slice() ?? null,
@@ -319,32 +333,62 @@ export class KeyedTrainer {
     return bytes + live + pending
   }
 
+  /** The key's entry (created when new), seen at `now`: moved to the newest end of the recency list. */
   private touch(key: string, now: number): KeyEntry {
     let entry = this.entries.get(key)
     if (entry) {
-      // Re-insert so the Map stays ordered by last use (for LRU and idle eviction).
-      this.entries.delete(key)
+      if (entry !== this.newest) {
+        this.unlink(entry)
+        this.append(entry)
+      }
     } else {
       // '' is a key like any other: the single-series operators (forecast, learnWithLabels) use it.
       if (typeof key !== 'string') throw new RxrnnError('missing_key', 'key must be a string')
+      if (this.entries.size >= this.maxKeys && this.oldest) {
+        const oldest = this.oldest.key
+        this.delete(oldest)
+        this.evicted++
+        this.onEvict?.(oldest)
+      }
       entry = {
         key,
         sequence: this.trainer.createSequence({ storeActivations: false }),
         live: this.maxPending > 0 ? this.trainer.model.initialState() : null,
         pending: [],
         lastSeen: now,
+        older: null,
+        newer: null,
       }
       if (this.staggerUpdates) entry.sequence.sinceUpdate = this.created % this.trainer.options.k1
       this.created++
-      if (this.entries.size >= this.maxKeys) {
-        const oldest = this.entries.keys().next().value as string
-        this.entries.delete(oldest)
-        this.evicted++
-        this.onEvict?.(oldest)
-      }
+      this.entries.set(key, entry)
+      this.append(entry)
     }
     entry.lastSeen = now
-    this.entries.set(key, entry)
     return entry
+  }
+
+  /** The entries, least recently seen first. */
+  private lruOrder(): LinkedEntry[] {
+    const order: LinkedEntry[] = []
+    for (let e = this.oldest; e; e = e.newer) order.push(e)
+    return order
+  }
+
+  private unlink(entry: LinkedEntry): void {
+    if (entry.older) entry.older.newer = entry.newer
+    else this.oldest = entry.newer
+    if (entry.newer) entry.newer.older = entry.older
+    else this.newest = entry.older
+    entry.older = null
+    entry.newer = null
+  }
+
+  private append(entry: LinkedEntry): void {
+    entry.older = this.newest
+    entry.newer = null
+    if (this.newest) this.newest.newer = entry
+    else this.oldest = entry
+    this.newest = entry
   }
 }

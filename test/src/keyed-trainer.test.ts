@@ -196,6 +196,26 @@ describe('KeyedTrainer: eviction', () => {
     expect([...keyed.keys()]).toEqual(['c', 'b'])
   })
 
+  it('recency survives deletes from the middle, the ends and a snapshot round trip', () => {
+    const evicted: string[] = []
+    const keyed = keyedOn(tinyModel(1), { maxKeys: 4, onEvict: (k) => evicted.push(k) })
+    for (const [i, key] of ['a', 'b', 'c', 'd'].entries()) keyed.observe(key, xs[i]!, null, i)
+    keyed.observe('b', xs[4]!, null, 4)
+    expect(keyed.delete('c')).toBe(true)
+    expect(keyed.delete('c')).toBe(false)
+    expect([...keyed.keys()]).toEqual(['a', 'd', 'b'])
+    expect(keyed.delete('a')).toBe(true)
+    expect(keyed.delete('b')).toBe(true)
+    keyed.observe('e', xs[5]!, null, 5)
+    keyed.observe('d', xs[6]!, null, 6)
+    expect([...keyed.keys()]).toEqual(['e', 'd'])
+    const resumed = KeyedTrainer.fromSnapshot(keyed.snapshot(), { onEvict: (k) => evicted.push(k) })
+    expect([...resumed.keys()]).toEqual(['e', 'd'])
+    for (const [i, key] of ['f', 'g', 'h'].entries()) resumed.observe(key, xs[i]!, null, 10 + i)
+    expect(evicted).toEqual(['e'])
+    expect([...resumed.keys()]).toEqual(['d', 'f', 'g', 'h'])
+  })
+
   it('delete forgets a key without counting an eviction', () => {
     const evicted: string[] = []
     const keyed = keyedOn(tinyModel(1), { onEvict: (k) => evicted.push(k) })
