@@ -246,7 +246,10 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     let prediction: number[]
     try {
       const { prediction: output, updates } = keyed.observe(tick.key, tick.x, tick.y ?? null)
-      prediction = Array.from(output)
+      // A plain array for the frame (a typed array would go out as msgpackr's extension); a loop,
+      // not Array.from, which walks an iterator.
+      prediction = new Array<number>(output.length)
+      for (let i = 0; i < output.length; i++) prediction[i] = output[i]!
       monitor.event()
       const y = tick.y
       if (y !== undefined && y !== null) {
