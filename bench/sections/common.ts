@@ -204,3 +204,32 @@ export function schedstat(): [number, number, number] | null {
     return null
   }
 }
+
+/**
+ * Linux only (/proc/stat, else null): CPU seconds the whole machine has spent busy (user, nice,
+ * system, irq, softirq, steal) since boot, summed over its cores. Two readings around a run, less
+ * the CPU time of the processes under test, give what everything else on the machine took.
+ */
+export function machineBusySeconds(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number)
+    const ticks = [user, nice, system, irq, softirq, steal].reduce<number>((sum, v) => sum + (v ?? 0), 0)
+    // USER_HZ is 100 on every Linux Node runs on.
+    return ticks / 100
+  } catch {
+    return null
+  }
+}
+
+/** Linux only (/proc/<pid>/stat, else null): the CPU seconds (user + system) process `pid` has used. */
+export function processCpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return null
+  }
+}

@@ -38,6 +38,8 @@ import {
   DESCRIBE_TRAINER,
   TARGETS as EVENT_TARGETS,
   INPUTS,
+  machineBusySeconds,
+  processCpuSeconds,
   STREAM_LENGTH,
   schedstat,
   turn,
@@ -133,6 +135,11 @@ export interface Latency {
   clientGcPauseMaxMs: number
   /** Linux only: the client's main thread, runnable but not running, over the run (ms). */
   clientRunQueueWaitMs: number | null
+  /**
+   * Linux: CPU time the rest of the machine (not this client, not the server) took during the
+   * run, as a share of one core (kernel workers, other processes); null when unknown.
+   */
+  otherCpuShare: number | null
   loadAverageBefore: number
   loadAverageAfter: number
   server?: ServerSide
@@ -149,12 +156,53 @@ export interface E2eResult {
   readonly latency?: Latency
   /** The same run with the keys' windows staggered (key k shifted by k mod 16 ticks). */
   readonly latencyStaggered?: Latency
+  /** The same client against e2e-echo.ts (no model): the transport floor, or why it did not run. */
+  readonly floor?: Floor | { reason: string }
   readonly errors: number
   readonly firstError?: string
   readonly summary: SummaryRow[]
 }
 
+/** Throughput and latency of the bare echo server: what the WebSocket path alone costs here. */
+export interface Floor {
+  throughput: Throughput
+  latency: Latency
+}
+
+/** Runs the same client against e2e-echo.ts, with the same windows and pacing as against rxrnn. */
+async function measureFloor(
+  ctx: Context,
+  timing: { warmMs: number; runMs: number; seconds: number; drainMs: number },
+): Promise<Floor | { reason: string }> {
+  let echo: Started
+  try {
+    echo = await startServer('echo', ['--import', 'tsx', echoScript])
+  } catch (error) {
+    return { reason: message(error) }
+  }
+  let client: Client | undefined
+  try {
+    client = await Client.connect(echo.port)
+    const next = { id: 0 }
+    const throughput = await throughputRun(client, next, true, timing.warmMs, timing.runMs)
+    const latency = await latencyRun(
+      client,
+      echo,
+      next,
+      { seconds: timing.seconds, targets: true, keys: 'aligned', drainMs: timing.drainMs },
+      ctx.gc,
+    )
+    return { throughput, latency }
+  } catch (error) {
+    return { reason: message(error) }
+  } finally {
+    client?.close()
+    await stopServer(echo.child)
+  }
+}
+
 const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'e2e-server.ts')
+const echoScript = join(dirname(fileURLToPath(import.meta.url)), 'e2e-echo.ts')
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 type ServerAnswer = ServerTiming | 'reset' | { clock: number }
@@ -398,6 +446,10 @@ export async function latencyRun(
   gcObserver.observe({ entryTypes: ['gc'] })
   const loadAverageBefore = loadavg()[0]!
   const schedBefore = schedstat()
+  const busyBefore = machineBusySeconds()
+  const serverCpuBefore = processCpuSeconds(server.child.pid)
+  const clientCpuBefore = process.cpuUsage()
+  const runStart = performance.now()
   let sent = 0
   const start = performance.now() + 5
   const interval = 1000 / RATE
@@ -438,6 +490,10 @@ export async function latencyRun(
   await turn(10)
   gcObserver.disconnect()
   const loadAverageAfter = loadavg()[0]!
+  const busyAfter = machineBusySeconds()
+  const serverCpuAfter = processCpuSeconds(server.child.pid)
+  const clientCpu = process.cpuUsage(clientCpuBefore)
+  const runSeconds = (performance.now() - runStart) / 1000
   const schedAfter = schedstat()
   const fromScheduled = new Float64Array(total)
   const fromSend = new Float64Array(total)
@@ -468,6 +524,16 @@ export async function latencyRun(
     clientGcs,
     clientGcPauseMaxMs,
     clientRunQueueWaitMs: schedBefore && schedAfter ? (schedAfter[1] - schedBefore[1]) / 1e6 : null,
+    otherCpuShare:
+      busyBefore === null || busyAfter === null || serverCpuBefore === null || serverCpuAfter === null
+        ? null
+        : Math.max(
+            0,
+            busyAfter -
+              busyBefore -
+              (serverCpuAfter - serverCpuBefore) -
+              (clientCpu.user + clientCpu.system) / 1e6,
+          ) / runSeconds,
     loadAverageBefore,
     loadAverageAfter,
   }
@@ -578,6 +644,48 @@ export async function latencyRun(
  * server stalls (a tick without an update that took far longer than any update: the process was
  * not running), collections, and the client.
  */
+/** The table rows of the transport floor (or why it did not run). */
+function floorRows(floor: Floor | { reason: string }, lat: (v: number) => string): string[][] {
+  if (!('latency' in floor))
+    return [['(c) transport floor', 'n/a', `the echo server did not run: ${floor.reason}`, '']]
+  const l = floor.latency
+  const other =
+    l.otherCpuShare === null
+      ? ''
+      : `; other work on the machine took ${(100 * l.otherCpuShare).toFixed(0)} % of a core`
+  return [
+    [
+      '(c) transport floor',
+      `${count(floor.throughput.ticksPerSecond)} ticks/s`,
+      'the same client against a bare ws + msgpack server that answers each tick with a constant (bench/sections/e2e-echo.ts): no validation, no model',
+      '',
+    ],
+    [
+      '    floor p50 / p99',
+      `${lat(l.p50Ms)} / ${lat(l.p99Ms)} ms`,
+      `p99.9 ${lat(l.p999Ms)} ms, max ${lat(l.maxMs)} ms at ${count(RATE)} ticks/s offered${other}`,
+      `for reference: ${verdictText(TARGETS.latency, l.p99Ms)}`,
+    ],
+  ]
+}
+
+/** What the floor says about rxrnn's tail. */
+function floorDiagnosis(floor: Floor, aligned: Latency, staggered: Latency): string {
+  const f = floor.latency
+  const added = (l: Latency) => ms(Math.max(0, l.p99Ms - f.p99Ms))
+  const other =
+    f.otherCpuShare === null || aligned.otherCpuShare === null
+      ? ''
+      : `; other processes and kernel work took ${(100 * f.otherCpuShare).toFixed(0)} % and ` +
+        `${(100 * aligned.otherCpuShare).toFixed(0)} % of a core during the floor and rxrnn runs`
+  const verdictOfFloor =
+    f.p99Ms >= TARGETS.latency.limit
+      ? `the WebSocket path alone has p99 ${ms(f.p99Ms)} ms here, at or above the ${ms(TARGETS.latency.limit)} ms target before any model runs: ` +
+        `on this machine the tail comes from waking and scheduling the server's thread, not from rxrnn${other}`
+      : `the WebSocket path alone has p99 ${ms(f.p99Ms)} ms here${other}`
+  return `transport floor: ${verdictOfFloor}; rxrnn adds ${added(aligned)} ms at p99 with the keys' windows in step and ${added(staggered)} ms staggered`
+}
+
 function diagnose(aligned: Latency, staggered: Latency): string[] {
   const lines: string[] = []
   const a = aligned.server
@@ -678,6 +786,13 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
       },
       ctx.gc,
     )
+    // The transport floor: the server process and its client go away first, so the echo server
+    // runs on an otherwise idle machine, as rxrnn's did.
+    const { errors, firstError } = client
+    client.close()
+    client = undefined
+    await stopServer(server.child)
+    const floor = await measureFloor(ctx, { warmMs, runMs, seconds: latencySeconds, drainMs })
     const saturated = throughput.ticksPerSecond < RATE
     const lat = (v: number) => (Number.isFinite(v) ? `${ms(v)}` : `> ${ms(drainMs)} (unanswered)`)
 
@@ -748,6 +863,7 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
           `p50 / p99 after shifting key k's window by k mod ${CHUNK} ticks (updates spread out); ${serverText(staggered)}`,
           verdictText(TARGETS.latency, staggered.p99Ms),
         ],
+        ...floorRows(floor, lat),
       ],
       [0, 2, 3],
     )
@@ -773,6 +889,7 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
       )
     }
     for (const line of diagnose(latency, staggered)) note(line)
+    if ('latency' in floor) note(floorDiagnosis(floor, latency, staggered))
     if (server.backend !== ctx.backends.headline || server.fallback)
       note(`server backend: rxrnn (${server.backend})`)
     if (saturated)
@@ -780,8 +897,7 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
         `the server answers ${count(throughput.ticksPerSecond)} learning ticks/s at most, below the offered ` +
           `${count(RATE)}/s: (b) measures a growing queue, not the steady-state latency`,
       )
-    if (client.errors > 0)
-      note(`FLAG ${client.errors} frames were not predictions; first: ${client.firstError}`)
+    if (errors > 0) note(`FLAG ${errors} frames were not predictions; first: ${firstError}`)
     const serverP99 = (l: Latency) => (l.server ? `, server ${ms(l.server.handlerP99Ms)} ms per tick` : '')
     const summary: SummaryRow[] = [
       {
@@ -808,11 +924,19 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
       {
         measure: `end-to-end p99, keys' windows staggered`,
         rxrnn: `p50 ${lat(staggered.p50Ms)} ms, p99 ${lat(staggered.p99Ms)} ms (achieved ${count(staggered.achievedPerSecond)}/s${serverP99(staggered)})`,
-        versus: '',
-        ratio: '',
+        versus: 'latency' in floor ? `echo, no model: p99 ${lat(floor.latency.p99Ms)} ms` : '',
+        ratio: 'latency' in floor ? `${(staggered.p99Ms / floor.latency.p99Ms).toFixed(2)}× the floor` : '',
         target: verdictText(TARGETS.latency, staggered.p99Ms),
       },
     ]
+    if ('throughput' in floor)
+      summary.push({
+        measure: 'end-to-end throughput of the transport floor (echo, no model)',
+        rxrnn: `${count(floor.throughput.ticksPerSecond)} ticks/s`,
+        versus: '',
+        ratio: `rxrnn learning: ${(100 * (throughput.ticksPerSecond / floor.throughput.ticksPerSecond)).toFixed(0)} % of it`,
+        target: '',
+      })
     return {
       status: 'ok',
       setup,
@@ -821,8 +945,9 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
       predictOnly,
       latency,
       latencyStaggered: staggered,
-      errors: client.errors,
-      ...(client.firstError ? { firstError: client.firstError } : {}),
+      floor,
+      errors,
+      ...(firstError ? { firstError } : {}),
       summary,
     }
   } catch (error) {
