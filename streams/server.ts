@@ -14,6 +14,9 @@ import { Monitor } from './monitor.js'
 import type { Channel, ClientFrame, MetricsFrame, ModelSummary, TickFrame } from './protocol.js'
 import { errorFrame, PROTOCOL_VERSION } from './protocol.js'
 
+/** How long replies may wait in a corked socket while later ticks of the same chunk run, in ms. */
+const CORK_BUDGET_MS = 0.25
+
 /** Options of `serve`. */
 export interface ServeOptions {
   /** The model, or a config to build one. */
@@ -79,8 +82,9 @@ interface Connection {
   channels: Set<Channel>
   keys: Set<string> | null
   dropped: number
-  /** The TCP socket is corked until the end of this event-loop turn (see `send`). */
+  /** The TCP socket is corked until the end of this event-loop turn (see `send`), since corkedAt (ms). */
   corked: boolean
+  corkedAt: number
   /** The subscriber's maxRate (frames per second per channel, metrics excepted), or null. */
   maxRate: number | null
   /** Per sampled channel: the second being counted and the frames sent in it. */
@@ -172,15 +176,24 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     }
     // Replies to the ticks of one incoming TCP chunk leave in one write: cork the socket at the
     // first, uncork when this turn of the event loop is done. Under load this is the difference
-    // between a syscall per tick and a syscall per batch; a lone tick is not delayed.
+    // between a syscall per tick and a syscall per batch; a lone tick is not delayed. A long
+    // chunk (a backlog after a stall) is flushed every CORK_BUDGET_MS, so its first replies do
+    // not wait for its last ticks and their weight updates.
     const tcp = (conn.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
-    if (tcp && !conn.corked) {
-      conn.corked = true
-      tcp.cork()
-      process.nextTick(() => {
-        conn.corked = false
+    if (tcp) {
+      if (!conn.corked) {
+        conn.corked = true
+        conn.corkedAt = performance.now()
+        tcp.cork()
+        process.nextTick(() => {
+          conn.corked = false
+          tcp.uncork()
+        })
+      } else if (performance.now() - conn.corkedAt > CORK_BUDGET_MS) {
         tcp.uncork()
-      })
+        tcp.cork()
+        conn.corkedAt = performance.now()
+      }
     }
     conn.socket.send(encodeFrame(frame, encoding))
   }
@@ -407,6 +420,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       keys: null,
       dropped: 0,
       corked: false,
+      corkedAt: 0,
       maxRate: null,
       rate: { predictions: [0, 0], hidden: [0, 0], updates: [0, 0] },
       sampledOut: 0,
