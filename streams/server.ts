@@ -15,7 +15,7 @@ import type { Channel, ClientFrame, MetricsFrame, ModelSummary, TickFrame } from
 import { errorFrame, PROTOCOL_VERSION } from './protocol.js'
 
 /** How long replies may wait in a corked socket while later ticks of the same chunk run, in ms. */
-const CORK_BUDGET_MS = 0.25
+const CORK_BUDGET_MS = 1
 
 /** Options of `serve`. */
 export interface ServeOptions {
