@@ -10,7 +10,13 @@ export type { DType, FloatArray } from './dtype.js'
 export type { RxrnnErrorCode } from './errors.js'
 export { RxrnnError } from './errors.js'
 export type { Kernels } from './kernels.js'
-export type { KeyEntry, KeyedObservation, KeyedTrainerOptions, PendingEvent } from './keyed-trainer.js'
+export type {
+  KeyEntry,
+  KeyedObservation,
+  KeyedTrainerOptions,
+  KeyedUpdate,
+  PendingEvent,
+} from './keyed-trainer.js'
 export { KeyedTrainer } from './keyed-trainer.js'
 export type { Loss, LossName } from './losses.js'
 export { createLoss, LOSS_NAMES } from './losses.js'

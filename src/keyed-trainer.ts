@@ -65,6 +65,14 @@ const noUpdates: UpdateReport[] = []
 interface LinkedEntry extends KeyEntry {
   older: LinkedEntry | null
   newer: LinkedEntry | null
+  /** Its window is complete and its update queued (observeDeferred). */
+  due: boolean
+}
+
+/** A weight update and the key whose window it learned from. */
+export interface KeyedUpdate {
+  key: string
+  report: UpdateReport
 }
 
 /**
@@ -93,6 +101,11 @@ export class KeyedTrainer {
   private readonly xScratch: FloatArray
   private readonly targetScratch: FloatArray
   private readonly updatesScratch: UpdateReport[] = []
+  /** Entries whose update observeDeferred queued (some may have run it since: see `due`). */
+  private dueEntries: LinkedEntry[] = []
+  private dueCount = 0
+  /** Updates run but not yet handed out by runDueUpdates. */
+  private dueReports: KeyedUpdate[] = []
   /** Reused by every `observe`: the hot path allocates nothing. */
   private readonly result: KeyedObservation
   /** Keys evicted so far (idle or over maxKeys). */
@@ -165,15 +178,89 @@ export class KeyedTrainer {
     // key, evict another, nor reorder them).
     const hasTarget = this.trainer.check(x, target)
     const entry = this.touch(key, now)
+    // An update observeDeferred queued for this key runs first: its window ends before this event.
+    const queued = entry.due ? this.runQueued(entry) : undefined
     const { prediction, update } = this.trainer.observeChecked(entry.sequence, hasTarget)
     const result = this.result
     result.prediction = prediction
-    if (update) {
+    if (update || queued) {
       this.updatesScratch.length = 0
-      this.updatesScratch.push(update)
+      if (queued) this.updatesScratch.push(queued)
+      if (update) this.updatesScratch.push(update)
       result.updates = this.updatesScratch
     } else result.updates = noUpdates
     return result
+  }
+
+  /**
+   * `observe` with the weight update left for later: predicts from x at once (the hidden state and
+   * the window advance exactly as in `observe`) and, when this event completes the key's window,
+   * queues the update for `runDueUpdates` instead of running it. A key whose update is still queued
+   * runs it before its next event, so every key's windows and losses are those of `observe`; only
+   * other keys' events in between still see the weights from before it. A server answers a batch
+   * of ticks first and learns after it (see `serve`), so replies never wait behind weight updates.
+   * Returns the prediction (reused by the next call: copy what you keep).
+   *
+   * @example
+   * const y = keyed.observeDeferred('sensor-7', [21.5, 1013], [21.7])
+   * reply(Array.from(y))
+   * for (const { key, report } of keyed.runDueUpdates()) console.log(key, report.loss)
+   */
+  observeDeferred(
+    key: string,
+    x: ArrayLike<number>,
+    target?: number | ArrayLike<number> | null,
+    now = Date.now(),
+  ): FloatArray {
+    if (this.maxPending > 0) {
+      throw new RxrnnError(
+        'bad_config',
+        'This KeyedTrainer joins late labels (maxPending > 0): use predict() and label()',
+      )
+    }
+    const hasTarget = this.trainer.check(x, target)
+    const entry = this.touch(key, now)
+    if (entry.due) this.runDue(entry)
+    const prediction = this.trainer.forwardChecked(entry.sequence, hasTarget)
+    if (this.trainer.updateDue(entry.sequence)) this.queue(entry)
+    return prediction
+  }
+
+  /** Updates queued by observeDeferred, or run early, that runDueUpdates has not handed out yet. */
+  get dueUpdates(): number {
+    return this.dueCount + this.dueReports.length
+  }
+
+  /**
+   * Runs the updates observeDeferred queued, in the order their windows completed, and hands
+   * them out with those run early since (when their key saw its next event, was reset or left).
+   */
+  runDueUpdates(): KeyedUpdate[] {
+    const entries = this.dueEntries
+    this.dueEntries = []
+    for (const entry of entries) if (entry.due) this.runDue(entry)
+    const reports = this.dueReports
+    this.dueReports = []
+    return reports
+  }
+
+  private queue(entry: LinkedEntry): void {
+    entry.due = true
+    this.dueCount++
+    this.dueEntries.push(entry)
+  }
+
+  /** Runs an entry's queued update; its report waits for runDueUpdates. */
+  private runDue(entry: LinkedEntry): void {
+    const report = this.runQueued(entry)
+    if (report) this.dueReports.push({ key: entry.key, report })
+  }
+
+  private runQueued(entry: LinkedEntry): UpdateReport | undefined {
+    entry.due = false
+    this.dueCount--
+    const report = this.trainer.updateSequence(entry.sequence)
+    return report ? copyReport(report) : undefined
   }
 
   /**
@@ -238,6 +325,7 @@ export class KeyedTrainer {
   reset(key: string): boolean {
     const entry = this.entries.get(key)
     if (!entry) return false
+    if (entry.due) this.runDue(entry)
     entry.sequence.reset()
     entry.live?.reset()
     entry.pending.length = 0
@@ -247,6 +335,8 @@ export class KeyedTrainer {
   delete(key: string): boolean {
     const entry = this.entries.get(key)
     if (!entry) return false
+    // Its queued update learned from events already seen: it runs now, not never.
+    if (entry.due) this.runDue(entry)
     this.unlink(entry)
     return this.entries.delete(key)
   }
@@ -311,6 +401,8 @@ export class KeyedTrainer {
       }
       const entry = keyed.touch(k.key, k.lastSeen)
       entry.sequence.importState(field(k, 'sequence', isObject, 'a window'))
+      // A window that was complete but not yet learned from (observeDeferred) is queued again.
+      if (keyed.maxPending === 0 && trainer.updateDue(entry.sequence)) keyed.queue(entry)
       if (entry.live) restoreArray(entry.live.data, k.live, `keys[${k.key}].live`)
       for (const p of k.pending as PendingEvent[]) entry.pending.push({ ...p })
     }
@@ -339,7 +431,7 @@ export class KeyedTrainer {
   }
 
   /** The key's entry (created when new), seen at `now`: moved to the newest end of the recency list. */
-  private touch(key: string, now: number): KeyEntry {
+  private touch(key: string, now: number): LinkedEntry {
     let entry = this.entries.get(key)
     if (entry) {
       if (entry !== this.newest) {
@@ -363,6 +455,7 @@ export class KeyedTrainer {
         lastSeen: now,
         older: null,
         newer: null,
+        due: false,
       }
       if (this.staggerUpdates) entry.sequence.sinceUpdate = this.created % this.trainer.options.k1
       this.created++

@@ -364,8 +364,27 @@ export class OnlineTrainer {
   observeChecked(seq: SequenceWindow, hasTarget: boolean): SequenceObservation {
     const result = this.result
     result.prediction = this.forwardStep(seq, hasTarget)
-    result.update = seq.sinceUpdate >= this.options.k1 ? this.update(seq) : undefined
+    result.update = this.updateDue(seq) ? this.update(seq) : undefined
     return result
+  }
+
+  /**
+   * @internal The forward half of `observeChecked`: the step's prediction (reused), with the
+   * window's update, when this step completes it, left for `updateSequence` (see
+   * KeyedTrainer.observeDeferred). Run a due update before the sequence's next step.
+   */
+  forwardChecked(seq: SequenceWindow, hasTarget: boolean): FloatArray {
+    return this.forwardStep(seq, hasTarget)
+  }
+
+  /** @internal Whether the sequence's window is complete (k1 steps since its last update). */
+  updateDue(seq: SequenceWindow): boolean {
+    return seq.sinceUpdate >= this.options.k1
+  }
+
+  /** @internal The sequence's due update, now; the report is reused by the next update. */
+  updateSequence(seq: SequenceWindow): UpdateReport | undefined {
+    return this.updateDue(seq) ? this.update(seq) : undefined
   }
 
   /**

@@ -311,3 +311,77 @@ describe('staggered update phases', () => {
     expect(step).toBe(4)
   })
 })
+
+describe('KeyedTrainer: deferred updates (observeDeferred, runDueUpdates)', () => {
+  const learning: TrainerOptions = { k1: 2, loss: 'mse', optimizer: { type: 'adam', lr: 0.05 }, clipNorm: 1 }
+  const events = Array.from({ length: 24 }, (_, i) => ({
+    key: ['a', 'b', 'c'][(i * 7) % 3]!,
+    x: xs[i % 8]!,
+    y: ys[(i * 3) % 8]!,
+  }))
+  const pair = () => [keyedOn(tinyModel(5), {}, learning), keyedOn(tinyModel(5), {}, learning)] as const
+
+  it('flushed after every event, it is observe exactly: predictions, update reports and weights', () => {
+    const [sync, deferred] = pair()
+    const syncLosses: number[] = []
+    const deferredLosses: number[] = []
+    for (const e of events) {
+      const { prediction, updates } = sync.observe(e.key, e.x, e.y, 0)
+      for (const u of updates) syncLosses.push(u.loss)
+      expect(Array.from(deferred.observeDeferred(e.key, e.x, e.y, 0))).toEqual(Array.from(prediction))
+      for (const { report } of deferred.runDueUpdates()) deferredLosses.push(report.loss)
+    }
+    expect(syncLosses.length).toBe(12)
+    expect(deferredLosses).toEqual(syncLosses)
+    expect(deferred.trainer.model.params.values).toEqual(sync.trainer.model.params.values)
+  })
+
+  it("holds updates until runDueUpdates, and a key's next event runs its own first", () => {
+    const [sync, deferred] = pair()
+    const before = deferred.trainer.model.params.values.slice()
+    deferred.observeDeferred('a', xs[0]!, ys[0]!, 0)
+    deferred.observeDeferred('a', xs[1]!, ys[1]!, 0)
+    expect(deferred.dueUpdates).toBe(1)
+    deferred.observeDeferred('b', xs[2]!, ys[2]!, 0)
+    // b stepped on the weights from before a's update.
+    expect(deferred.trainer.model.params.values).toEqual(before)
+    // a's third event runs a's update first: one report waits, none queued.
+    deferred.observeDeferred('a', xs[3]!, ys[3]!, 0)
+    expect(deferred.dueUpdates).toBe(1)
+    expect(deferred.trainer.model.params.values).not.toEqual(before)
+    const reports = deferred.runDueUpdates()
+    expect(reports.map((r) => r.key)).toEqual(['a'])
+    expect(deferred.dueUpdates).toBe(0)
+    // One key alone: never flushing still learns exactly as observe does.
+    const solo = keyedOn(tinyModel(5), {}, learning)
+    for (let i = 0; i < 8; i++) {
+      const y = solo.observeDeferred('s', xs[i]!, ys[i]!, 0)
+      expect(Array.from(y)).toEqual(Array.from(sync.observe('s', xs[i]!, ys[i]!, 0).prediction))
+    }
+    expect(solo.runDueUpdates().length).toBe(4)
+    expect(solo.trainer.model.params.values).toEqual(sync.trainer.model.params.values)
+  })
+
+  it('a queued update survives delete, reset, eviction and a snapshot round trip', () => {
+    const keyed = keyedOn(tinyModel(5), { maxKeys: 2 }, learning)
+    const complete = (key: string) => {
+      keyed.observeDeferred(key, xs[0]!, ys[0]!, 0)
+      keyed.observeDeferred(key, xs[1]!, ys[1]!, 0)
+    }
+    complete('a')
+    expect(keyed.delete('a')).toBe(true)
+    complete('b')
+    keyed.reset('b')
+    complete('b')
+    complete('c')
+    keyed.observeDeferred('d', xs[2]!, ys[2]!, 0) // maxKeys 2: evicts b, whose update runs first
+    expect(keyed.has('b')).toBe(false)
+    expect(keyed.dueUpdates).toBe(4)
+    const resumed = KeyedTrainer.fromSnapshot(keyed.snapshot())
+    // The snapshot holds c's complete window (queued again) and d's open one.
+    expect(resumed.dueUpdates).toBe(1)
+    expect(resumed.runDueUpdates().map((r) => r.key)).toEqual(['c'])
+    expect(keyed.runDueUpdates().map((r) => r.key)).toEqual(['a', 'b', 'b', 'c'])
+    expect(resumed.trainer.model.params.values).toEqual(keyed.trainer.model.params.values)
+  })
+})
