@@ -17,6 +17,8 @@ import { errorFrame, PROTOCOL_VERSION } from './protocol.js'
 /** How long replies may wait in a corked socket while later ticks of the same chunk run, in ms. */
 const CORK_BUDGET_MS = 1
 
+const noUpdates: readonly UpdateReport[] = []
+
 /** Options of `serve`. */
 export interface ServeOptions {
   /** The model, or a config to build one. */
@@ -37,6 +39,14 @@ export interface ServeOptions {
    * same tick (a latency spike for every producer). Default true.
    */
   staggerUpdates?: boolean
+  /**
+   * Answer first, learn after: each tick is answered from the forward pass, and the weight
+   * updates its window completes run once the replies to the current batch of ticks are on their
+   * way (KeyedTrainer.observeDeferred), so no reply waits behind an update. A key's next tick runs
+   * its own pending update first. Off: every update runs before its tick's reply, and the order of
+   * updates and other keys' ticks no longer depends on how ticks were batched. Default true.
+   */
+  deferUpdates?: boolean
   /** Keys unseen this long are evicted. Default: never. */
   idleMs?: number
   /** Bytes a connection may have unsent before frames to it are dropped (and counted). Default 4 MiB. */
@@ -254,11 +264,33 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     })
   }
 
+  const deferUpdates = options.deferUpdates ?? true
+  let flushScheduled = false
+  const flushUpdates = (): void => {
+    flushScheduled = false
+    for (const { key, report } of keyed.runDueUpdates()) onUpdate(key, report)
+  }
+  // After this turn's I/O (and the uncork of its replies): setImmediate.
+  const scheduleFlush = (): void => {
+    if (flushScheduled || keyed.dueUpdates === 0) return
+    flushScheduled = true
+    setImmediate(flushUpdates)
+  }
+
   const onTick = (conn: Connection, tick: TickFrame): void => {
     conn.producer = true
     let prediction: number[]
     try {
-      const { prediction: output, updates } = keyed.observe(tick.key, tick.x, tick.y ?? null)
+      let output: ArrayLike<number>
+      let updates: readonly UpdateReport[] = noUpdates
+      if (deferUpdates) {
+        output = keyed.observeDeferred(tick.key, tick.x, tick.y ?? null)
+        scheduleFlush()
+      } else {
+        const observed = keyed.observe(tick.key, tick.x, tick.y ?? null)
+        output = observed.prediction
+        updates = observed.updates
+      }
       // A plain array for the frame (a typed array would go out as msgpackr's extension); a loop,
       // not Array.from, which walks an iterator.
       prediction = new Array<number>(output.length)
@@ -332,6 +364,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
         return
       case 'reset':
         keyed.reset(frame.key)
+        scheduleFlush()
         previousTargets.delete(frame.key)
         return
       case 'hello':
@@ -506,6 +539,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       if (evictTimer) clearInterval(evictTimer)
       if (checkpointTimer) clearInterval(checkpointTimer)
       for (const conn of connections) conn.socket.close(code, 'server shutting down')
+      flushUpdates()
       const final = checkpoint()
       return new Promise<void>((resolve) => {
         wss.close()

@@ -464,9 +464,9 @@ describe('rxrnn tail', () => {
     expect(await run.code).toBe(0)
     const lines = run.stdout().trimEnd().split('\n')
     expect(lines).toHaveLength(3)
-    // The second tick (k1 = 2) updated the weights before it was answered.
+    // The second tick (k1 = 2) completes a's window: answered first, then learned from.
     expect(lines[0]).toMatch(/^prediction +a #1 +y \[.+\] +target \[0\.5\]$/)
-    expect(lines[1]).toMatch(/^update +a +step 2 +loss \d.* +grad norm \d/)
-    expect(lines[2]).toMatch(/^prediction +a #2 +y \[.+\] +target \[0\.25\]$/)
+    expect(lines[1]).toMatch(/^prediction +a #2 +y \[.+\] +target \[0\.25\]$/)
+    expect(lines[2]).toMatch(/^update +a +step 2 +loss \d.* +grad norm \d/)
   })
 })

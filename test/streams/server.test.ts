@@ -200,6 +200,44 @@ describe.each(['msgpack', 'json'] as const)('every frame round-trips in %s', (en
     expect(subscriber.received.some((f) => f.key === 'b')).toBe(false)
   })
 
+  it('answers first and learns after: the update follows the reply, and the weights are those of observe', async () => {
+    const ticks = Array.from({ length: 12 }, (_, t) => ({
+      key: t % 3 === 0 ? 'b' : 'a',
+      x: [t / 10, 1, -t / 10],
+      y: Math.sin(t),
+    }))
+    const order = async (deferUpdates: boolean) => {
+      const server = await start({ deferUpdates })
+      const client = await Client.open(server.url, encoding)
+      client.send({ type: 'subscribe', channels: ['updates'] })
+      await client.next('subscribed')
+      // One tick at a time, each sent once the one before is answered.
+      for (const [id, tick] of ticks.entries()) {
+        client.send({ type: 'tick', ...tick, id })
+        await client.next('prediction', (f) => f.id === id)
+      }
+      await until('the last update', () => server.monitor.updates === 3)
+      const seen = client.received
+        .filter((f) => f.type === 'prediction' || f.type === 'update')
+        .map((f) => (f.type === 'update' ? `update ${f.key}` : `${f.key} #${f.id}`))
+      return { seen, weights: server.model.params.values.slice() }
+    }
+    const deferred = await order(true)
+    const immediate = await order(false)
+    // The server staggers new keys' windows: a (the second key) starts one step in, so its third
+    // tick (#4) completes its window. Deferred, the reply comes before the update.
+    expect(deferred.seen.slice(4, 7)).toEqual(['a #4', 'update a', 'a #5'])
+    expect(immediate.seen.slice(4, 7)).toEqual(['update a', 'a #4', 'a #5'])
+    // Answered one by one, every update ran before the next tick: both learned the same weights,
+    // those of KeyedTrainer.observe on the same ticks.
+    const reference = new KeyedTrainer(new OnlineTrainer(createModel(MODEL), TRAINER), {
+      staggerUpdates: true,
+    })
+    for (const tick of ticks) reference.observe(tick.key, tick.x, tick.y)
+    expect(Array.from(deferred.weights)).toEqual(Array.from(reference.trainer.model.params.values))
+    expect(Array.from(immediate.weights)).toEqual(Array.from(reference.trainer.model.params.values))
+  })
+
   it('unsubscribe → subscribed with no channels, and nothing more arrives', async () => {
     const server = await start()
     const producer = await Client.open(server.url, encoding)
