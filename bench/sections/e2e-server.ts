@@ -7,9 +7,10 @@
  *
  * With RXRNN_BENCH_SERVER_TIMING=1 in its environment it also times the server's side of every
  * tick, without touching the library: ws's WebSocket.prototype.emit is wrapped to time each
- * 'message' handler of streams/server.ts (decode, observe, monitor, encode, send), and this
- * server's `keyed.observe` to time the model's part, in absolute time (performance.timeOrigin +
- * performance.now()); it records whether the tick ran a weight update and which event-loop
+ * 'message' handler of streams/server.ts (decode, forward pass, monitor, encode, send), and this
+ * server's `keyed.observeDeferred` (or `observe`) to time the model's part, in absolute time
+ * (performance.timeOrigin + performance.now()); it records the weight updates that ran after the
+ * tick (serve() answers first and learns after: `keyed.runDueUpdates`, timed too) and which event-loop
  * callback (one incoming TCP chunk: the replies to it leave together, see the cork in
  * streams/server.ts `send`) it came in. It counts the server's GCs (when, how long), its CPU time,
  * context switches and time runnable but not running (Linux schedstat), and the event loop's
@@ -104,6 +105,8 @@ export interface ServerTiming {
   modelStart: string
   modelEnd: string
   update: string
+  /** Per tick: ms of weight updates run after it (deferred updates: a flush after the replies). */
+  flush: string
   chunk: string
 }
 
@@ -114,6 +117,7 @@ function installTiming(keyed: KeyedTrainer) {
   const modelStart = new Float64Array(CAPACITY)
   const modelEnd = new Float64Array(CAPACITY)
   const update = new Float64Array(CAPACITY)
+  const flush = new Float64Array(CAPACITY)
   const chunk = new Float64Array(CAPACITY)
   let n = 0
   let chunkId = 0
@@ -163,6 +167,7 @@ function installTiming(keyed: KeyedTrainer) {
     const i = n++
     handlerStart[i] = origin + performance.now()
     update[i] = 0
+    flush[i] = 0
     chunk[i] = chunkId
     const handled = emit.call(this, event, ...args)
     handlerEnd[i] = origin + performance.now()
@@ -180,6 +185,31 @@ function installTiming(keyed: KeyedTrainer) {
       update[i] = result.updates.length
     }
     return result
+  }
+  // serve()'s default: the tick's forward pass in the handler, its weight update in a flush after
+  // the replies (keyed.runDueUpdates), whose updates and time go to the last tick before it.
+  const observeDeferred = keyed.observeDeferred.bind(keyed)
+  keyed.observeDeferred = (key, x, target, now) => {
+    const t0 = performance.now()
+    const prediction = observeDeferred(key, x, target, now)
+    const t1 = performance.now()
+    const i = n - 1
+    if (i >= 0 && i < CAPACITY) {
+      modelStart[i] = origin + t0
+      modelEnd[i] = origin + t1
+    }
+    return prediction
+  }
+  const runDueUpdates = keyed.runDueUpdates.bind(keyed)
+  keyed.runDueUpdates = () => {
+    const t0 = performance.now()
+    const reports = runDueUpdates()
+    const i = n - 1
+    if (i >= 0 && i < CAPACITY) {
+      update[i] = update[i]! + reports.length
+      flush[i] = flush[i]! + (performance.now() - t0)
+    }
+    return reports
   }
   const b64 = (a: Float64Array) => Buffer.from(a.buffer, 0, n * 8).toString('base64')
   return {
@@ -223,6 +253,7 @@ function installTiming(keyed: KeyedTrainer) {
         modelStart: b64(modelStart),
         modelEnd: b64(modelEnd),
         update: b64(update),
+        flush: b64(flush),
         chunk: b64(chunk),
       }
     },
