@@ -82,6 +82,29 @@ describe.skipIf(!wasmSimdSupported())('wasm and js kernels agree', () => {
     }
   }
 
+  // The memory holds windows up to k2 = 64 (and what its 64 KiB pages leave over); past it the
+  // trainer's buffers become ordinary arrays, which the kernels stage or leave to the TypeScript
+  // products: at k2 = 400 the recompute workspace, at k2 = 3000 the step gradients as well.
+  for (const k2 of [400, 3000]) {
+    it(`a window longer than the kernels' memory was sized for (k2 = ${k2}) agrees too`, () => {
+      const { wasm, js } = pair('gru', 1)
+      const options: TrainerOptions = { k1: 300, k2, loss: 'mse', optimizer: { type: 'adam', lr: 0.003 } }
+      const tw = new OnlineTrainer(wasm, options)
+      const tj = new OnlineTrainer(js, options)
+      const xs = inputs(1200, 5, 6)
+      const ys = inputs(1200, 3, 7)
+      let updates = 0
+      xs.forEach((x, t) => {
+        const a = tw.observe(x, ys[t]!)
+        const b = tj.observe(x, ys[t]!)
+        expect(maxDiff(a.prediction, b.prediction), `prediction ${t}`).toBeLessThan(2e-4)
+        if (a.update) updates++
+      })
+      expect(updates).toBe(4)
+      expect(maxDiff(wasm.params.values, js.params.values)).toBeLessThan(2e-4)
+    })
+  }
+
   it('dropout, zoneout and the keyed trainer (staged windows) agree too', () => {
     const { wasm, js } = pair('lstm', 2, { zoneout: 0.1 })
     const options: TrainerOptions = {
