@@ -320,20 +320,34 @@ const sortedCopy = (a: Float64Array) => a.slice().sort()
 /** One client connection: sends ticks by id, calls `onAnswer(id)` for every prediction (or error) that names one. */
 export class Client {
   onAnswer: (id: number) => void = () => {}
+  /**
+   * When set, replies are handed over undecoded with the time they came in (the latency run
+   * decodes them after the run, so that decoding and its garbage do not delay the pacing loop).
+   */
+  capture: ((data: Buffer, at: number) => void) | undefined
   errors = 0
   firstError: string | undefined
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data, isBinary) => {
-      const decoded = decodeFrame(data as Buffer, isBinary)
-      const frame = decoded.ok ? (decoded.value as { type?: string; id?: number; message?: string }) : null
-      if (frame?.type === 'prediction' && typeof frame.id === 'number') this.onAnswer(frame.id)
-      else {
-        this.errors++
-        this.firstError ??= frame ? `${frame.type}: ${frame.message ?? ''}` : 'undecodable frame'
-        // An error frame answers a tick too: count it so the window does not shrink.
-        if (frame && typeof frame.id === 'number') this.onAnswer(frame.id)
+      if (this.capture && isBinary) {
+        this.capture(data as Buffer, performance.now())
+        return
       }
+      this.answer(data as Buffer, isBinary)
     })
+  }
+
+  /** Reads one reply: a prediction (or an error frame naming a tick) answers its tick's id. */
+  answer(data: Buffer, isBinary: boolean): void {
+    const decoded = decodeFrame(data, isBinary)
+    const frame = decoded.ok ? (decoded.value as { type?: string; id?: number; message?: string }) : null
+    if (frame?.type === 'prediction' && typeof frame.id === 'number') this.onAnswer(frame.id)
+    else {
+      this.errors++
+      this.firstError ??= frame ? `${frame.type}: ${frame.message ?? ''}` : 'undecodable frame'
+      // An error frame answers a tick too: count it so the window does not shrink.
+      if (frame && typeof frame.id === 'number') this.onAnswer(frame.id)
+    }
   }
 
   static async connect(port: number): Promise<Client> {
@@ -451,10 +465,12 @@ export async function latencyRun(
   const frames = Array.from({ length: total }, (_, i) => client.encode(base + i, options.targets))
   gc()
   let got = 0
-  client.onAnswer = (id) => {
-    const i = id - base
-    if (i < 0 || i >= total) return
-    answeredAt[i] = performance.now()
+  // Replies are kept as they come, with their arrival time, and read after the run.
+  const replies: Buffer[] = []
+  const replyTimes = new Float64Array(total + 1024)
+  client.capture = (data, at) => {
+    if (replies.length < replyTimes.length) replyTimes[replies.length] = at
+    replies.push(data)
     got++
   }
   if (server.timing) await server.command('reset')
@@ -511,6 +527,18 @@ export async function latencyRun(
   })
   await waitUntil(() => got >= total, options.drainMs)
   await turn(10)
+  client.capture = undefined
+  let answeredAtNow = 0
+  client.onAnswer = (id) => {
+    const i = id - base
+    if (i >= 0 && i < total) answeredAt[i] = answeredAtNow
+  }
+  for (let r = 0; r < replies.length && r < replyTimes.length; r++) {
+    answeredAtNow = replyTimes[r]!
+    client.answer(replies[r]!, true)
+  }
+  got = 0
+  for (let i = 0; i < total; i++) if (Number.isFinite(answeredAt[i]!)) got++
   gcObserver.disconnect()
   const loadAverageAfter = loadavg()[0]!
   const busyAfter = machineBusySeconds()
