@@ -168,15 +168,7 @@ export class KeyedTrainer {
     target?: number | ArrayLike<number> | null,
     now = Date.now(),
   ): KeyedObservation {
-    if (this.maxPending > 0) {
-      throw new RxrnnError(
-        'bad_config',
-        'This KeyedTrainer joins late labels (maxPending > 0): use predict() and label()',
-      )
-    }
-    // Validated before the key is touched: a refused event must change nothing (not create a
-    // key, evict another, nor reorder them).
-    const hasTarget = this.trainer.check(x, target)
+    const hasTarget = this.checkEvent(x, target)
     const entry = this.touch(key, now)
     // An update observeDeferred queued for this key runs first: its window ends before this event.
     const queued = entry.due ? this.runQueued(entry) : undefined
@@ -212,13 +204,7 @@ export class KeyedTrainer {
     target?: number | ArrayLike<number> | null,
     now = Date.now(),
   ): FloatArray {
-    if (this.maxPending > 0) {
-      throw new RxrnnError(
-        'bad_config',
-        'This KeyedTrainer joins late labels (maxPending > 0): use predict() and label()',
-      )
-    }
-    const hasTarget = this.trainer.check(x, target)
+    const hasTarget = this.checkEvent(x, target)
     const entry = this.touch(key, now)
     if (entry.due) this.runDue(entry)
     const prediction = this.trainer.forwardChecked(entry.sequence, hasTarget)
@@ -242,6 +228,20 @@ export class KeyedTrainer {
     const reports = this.dueReports
     this.dueReports = []
     return reports
+  }
+
+  /**
+   * Validates an event before its key is touched (a refused event must change nothing: not create
+   * a key, evict another, nor reorder them); returns whether it has a target.
+   */
+  private checkEvent(x: ArrayLike<number>, target: number | ArrayLike<number> | null | undefined): boolean {
+    if (this.maxPending > 0) {
+      throw new RxrnnError(
+        'bad_config',
+        'This KeyedTrainer joins late labels (maxPending > 0): use predict() and label()',
+      )
+    }
+    return this.trainer.check(x, target)
   }
 
   private queue(entry: LinkedEntry): void {

@@ -173,33 +173,27 @@ function installTiming(keyed: KeyedTrainer) {
     handlerEnd[i] = origin + performance.now()
     return handled
   }
-  const observe = keyed.observe.bind(keyed)
-  keyed.observe = (key, x, target, now) => {
+  /** Times the model's part of the tick being handled (its forward pass, and its update when inline). */
+  const timeModel = <T>(call: () => T): T => {
     const t0 = performance.now()
-    const result = observe(key, x, target, now)
-    const t1 = performance.now()
+    const result = call()
     const i = n - 1
     if (i >= 0 && i < CAPACITY) {
       modelStart[i] = origin + t0
-      modelEnd[i] = origin + t1
-      update[i] = result.updates.length
+      modelEnd[i] = origin + performance.now()
     }
+    return result
+  }
+  const observe = keyed.observe.bind(keyed)
+  keyed.observe = (key, x, target, now) => {
+    const result = timeModel(() => observe(key, x, target, now))
+    if (n - 1 >= 0 && n - 1 < CAPACITY) update[n - 1] = result.updates.length
     return result
   }
   // serve()'s default: the tick's forward pass in the handler, its weight update in a flush after
   // the replies (keyed.runDueUpdates), whose updates and time go to the last tick before it.
   const observeDeferred = keyed.observeDeferred.bind(keyed)
-  keyed.observeDeferred = (key, x, target, now) => {
-    const t0 = performance.now()
-    const prediction = observeDeferred(key, x, target, now)
-    const t1 = performance.now()
-    const i = n - 1
-    if (i >= 0 && i < CAPACITY) {
-      modelStart[i] = origin + t0
-      modelEnd[i] = origin + t1
-    }
-    return prediction
-  }
+  keyed.observeDeferred = (key, x, target, now) => timeModel(() => observeDeferred(key, x, target, now))
   const runDueUpdates = keyed.runDueUpdates.bind(keyed)
   keyed.runDueUpdates = () => {
     const t0 = performance.now()
