@@ -734,7 +734,7 @@ function floorDiagnosis(floor: Floor, aligned: Latency, staggered: Latency): str
   const verdictOfFloor =
     f.p99Ms >= TARGETS.latency.limit
       ? `the WebSocket path alone has p99 ${ms(f.p99Ms)} ms here, at or above the ${ms(TARGETS.latency.limit)} ms target before any model runs: ` +
-        `on this machine the tail comes from waking and scheduling the server's thread, not from rxrnn${other}`
+        `on this machine the tail starts with waking and scheduling the processes${other}`
       : `the WebSocket path alone has p99 ${ms(f.p99Ms)} ms here${other}`
   return `transport floor: ${verdictOfFloor}; rxrnn adds ${added(aligned)} ms at p99 with the keys' windows in step and ${added(staggered)} ms staggered`
 }
