@@ -3,8 +3,9 @@
  * in a child process; this process is the client: one connection, binary msgpack ticks (encoded
  * with streams/codec.ts), predictions matched to ticks by id.
  *   (a) throughput: a window of at most 256 ticks in flight, a new tick sent for every
- *       prediction received: ticks per second; once with ticks that carry a target (the server
- *       learns on each) and once without (it only predicts), to tell the model's cost from the wire's;
+ *       prediction received: ticks per second, the median of five 1-second parts of the run;
+ *       once with ticks that carry a target (the server learns on each) and once without (it
+ *       only predicts), to tell the model's cost from the wire's;
  *   (b) latency: ticks paced at a fixed offered rate (10,000/s) with the high-resolution clock;
  *       latency runs from each tick's scheduled send time to its prediction (so a stalled
  *       sender counts against the result instead of hiding it), percentiles and achieved rate.
@@ -15,11 +16,16 @@
  *       the same 100 ticks: 100 updates back to back), then with key k's window shifted by
  *       k mod 16 ticks (updates spread evenly).
  *       The server is started with RXRNN_BENCH_SERVER_TIMING=1 (see e2e-server.ts): it records
- *       when its 'message' handler and its keyed.observe ran on each tick, which TCP chunk the
- *       tick came in, its GCs and its scheduler statistics, so every round trip splits into the
- *       client's send lag, the wait before the server reached the tick, the handler, the time
- *       its reply was held while the rest of its chunk was handled (the per-connection cork),
- *       and the way back; the section prints that split for the slowest 1 % and what it implies.
+ *       when its 'message' handler and its model call ran on each tick, the deferred weight
+ *       updates after it, which TCP chunk the tick came in, its GCs and its scheduler statistics,
+ *       so every round trip splits into the client's send lag, the wait before the server reached
+ *       the tick, the handler, the time its reply was held while the rest of its chunk was handled
+ *       (the per-connection cork), and the way back; the section prints that split for the
+ *       slowest 1 % and what it implies. Replies are kept undecoded, with their arrival time,
+ *       and read after the run.
+ *   (c) the transport floor: the same client, window and pacing against e2e-echo.ts, a bare
+ *       ws + msgpack server with no model, so rxrnn's numbers read against what this machine's
+ *       WebSocket path costs by itself.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -65,7 +71,7 @@ export interface Throughput {
 }
 
 /** Parts a throughput run is split into; the median part's rate is the result. */
-const THROUGHPUT_PARTS = 3
+const THROUGHPUT_PARTS = 5
 
 /** Where the time of a set of ticks went, in ms (means over those ticks). */
 export interface Breakdown {
@@ -804,7 +810,7 @@ export async function runE2e(ctx: Context): Promise<E2eResult> {
     client = await Client.connect(server.port)
     const next = { id: 0 }
     const warmMs = ctx.quick ? 300 : 1000
-    const runMs = ctx.quick ? 700 : 3000
+    const runMs = ctx.quick ? 700 : 5000
     const throughput = await throughputRun(client, next, true, warmMs, runMs)
     const predictOnly = await throughputRun(client, next, false, warmMs, runMs)
     // A server slower than the offered rate has a backlog to clear: wait for it, within reason.
