@@ -19,6 +19,18 @@ const CORK_BUDGET_MS = 1
 
 const noUpdates: readonly UpdateReport[] = []
 
+/** The TCP socket under a ws connection. */
+interface Corkable {
+  cork(): void
+  uncork(): void
+}
+
+/** Ends the cork `send` started this turn (a plain function: no closure per batch of replies). */
+function endCork(conn: Connection, tcp: Corkable): void {
+  conn.corked = false
+  tcp.uncork()
+}
+
 /** Options of `serve`. */
 export interface ServeOptions {
   /** The model, or a config to build one. */
@@ -189,16 +201,13 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     // between a syscall per tick and a syscall per batch; a lone tick is not delayed. A long
     // chunk (a backlog after a stall) is flushed every CORK_BUDGET_MS, so its first replies do
     // not wait for its last ticks and their weight updates.
-    const tcp = (conn.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
+    const tcp = (conn.socket as unknown as { _socket?: Corkable })._socket
     if (tcp) {
       if (!conn.corked) {
         conn.corked = true
         conn.corkedAt = performance.now()
         tcp.cork()
-        process.nextTick(() => {
-          conn.corked = false
-          tcp.uncork()
-        })
+        process.nextTick(endCork, conn, tcp)
       } else if (performance.now() - conn.corkedAt > CORK_BUDGET_MS) {
         tcp.uncork()
         tcp.cork()
