@@ -15,8 +15,10 @@
  * streams/server.ts `send`) it came in. It counts the server's GCs (when, how long), its CPU time,
  * context switches and time runnable but not running (Linux schedstat), and the event loop's
  * delay. Off (the default) it adds nothing. stdin then takes commands, one a line:
- *   reset  — forget what was recorded (answers {"timing":"reset"} once done);
- *   report — answers {"timing":{…}} with the summary and the per-tick arrays (base64 Float64Array);
+ *   reset  — forget what was recorded and start recording (answers {"timing":"reset"} once done);
+ *   report — stop recording; answers {"timing":{…}} with the summary and the per-tick arrays
+ *            (base64 Float64Array). The timers are in place only in between, so the throughput
+ *            runs, which come before any reset, run the server untimed;
  *   clock  — answers {"timing":{"clock":ms}}, this process's absolute time, so that the client can
  *            measure the offset between the two processes' clocks (timeOrigin is only as good as
  *            the wall clock at start: a millisecond or two apart).
@@ -157,7 +159,7 @@ function installTiming(keyed: KeyedTrainer) {
   // The whole 'message' handler of streams/server.ts (decode, observe, monitor, encode, send):
   // wrapped where ws emits it, so the library is untouched.
   const emit = WebSocket.prototype.emit
-  WebSocket.prototype.emit = function (this: WebSocket, event: string | symbol, ...args: unknown[]) {
+  const timedEmit = function (this: WebSocket, event: string | symbol, ...args: unknown[]) {
     if (event !== 'message' || n >= CAPACITY) return emit.call(this, event, ...args)
     if (!inChunk) {
       inChunk = true
@@ -185,7 +187,7 @@ function installTiming(keyed: KeyedTrainer) {
     return result
   }
   const observe = keyed.observe.bind(keyed)
-  keyed.observe = (key, x, target, now) => {
+  const timedObserve: KeyedTrainer['observe'] = (key, x, target, now) => {
     const result = timeModel(() => observe(key, x, target, now))
     if (n - 1 >= 0 && n - 1 < CAPACITY) update[n - 1] = result.updates.length
     return result
@@ -193,9 +195,10 @@ function installTiming(keyed: KeyedTrainer) {
   // serve()'s default: the tick's forward pass in the handler, its weight update in a flush after
   // the replies (keyed.runDueUpdates), whose updates and time go to the last tick before it.
   const observeDeferred = keyed.observeDeferred.bind(keyed)
-  keyed.observeDeferred = (key, x, target, now) => timeModel(() => observeDeferred(key, x, target, now))
+  const timedObserveDeferred: KeyedTrainer['observeDeferred'] = (key, x, target, now) =>
+    timeModel(() => observeDeferred(key, x, target, now))
   const runDueUpdates = keyed.runDueUpdates.bind(keyed)
-  keyed.runDueUpdates = () => {
+  const timedRunDueUpdates: KeyedTrainer['runDueUpdates'] = () => {
     const t0 = performance.now()
     const reports = runDueUpdates()
     const i = n - 1
@@ -205,9 +208,24 @@ function installTiming(keyed: KeyedTrainer) {
     }
     return reports
   }
+  // Installed from 'reset' to 'report' only (the latency runs): the throughput runs before them
+  // measure the server as it ships, not with a timer around every call.
+  const install = () => {
+    WebSocket.prototype.emit = timedEmit
+    keyed.observe = timedObserve
+    keyed.observeDeferred = timedObserveDeferred
+    keyed.runDueUpdates = timedRunDueUpdates
+  }
+  const uninstall = () => {
+    WebSocket.prototype.emit = emit
+    // The own properties go: the prototype's methods show through again.
+    for (const name of ['observe', 'observeDeferred', 'runDueUpdates'] as const)
+      Reflect.deleteProperty(keyed, name)
+  }
   const b64 = (a: Float64Array) => Buffer.from(a.buffer, 0, n * 8).toString('base64')
   return {
     reset() {
+      install()
       n = 0
       minorGcs = 0
       majorGcs = 0
@@ -221,6 +239,7 @@ function installTiming(keyed: KeyedTrainer) {
       sched = schedstat()
     },
     report(): ServerTiming {
+      uninstall()
       const u = process.resourceUsage()
       const nowSched = schedstat()
       let updates = 0
