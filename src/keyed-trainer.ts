@@ -143,9 +143,14 @@ export class KeyedTrainer {
     return this.entries.has(key)
   }
 
-  /** The keys, least recently seen first. */
+  /** The keys, least recently seen first. Deleting or seeing keys while iterating is safe. */
   *keys(): IterableIterator<string> {
-    for (let e = this.oldest; e; e = e.newer) yield e.key
+    for (let e = this.oldest; e; ) {
+      // Read on before yielding: the caller may delete this key (unlinking it) or see it again.
+      const next = e.newer
+      yield e.key
+      e = next
+    }
   }
 
   entry(key: string): KeyEntry | undefined {
@@ -220,11 +225,19 @@ export class KeyedTrainer {
   /**
    * Runs the updates observeDeferred queued, in the order their windows completed, and hands
    * them out with those run early since (when their key saw its next event, was reset or left).
+   * Call it regularly (a server does after every batch of ticks): the queue and its reports grow
+   * until it runs.
    */
   runDueUpdates(): KeyedUpdate[] {
     const entries = this.dueEntries
     this.dueEntries = []
-    for (const entry of entries) if (entry.due) this.runDue(entry)
+    let i = 0
+    try {
+      for (; i < entries.length; i++) if (entries[i]!.due) this.runDue(entries[i]!)
+    } finally {
+      // An update that threw leaves the rest queued, not forgotten.
+      if (i < entries.length) this.dueEntries = entries.slice(i + 1).concat(this.dueEntries)
+    }
     const reports = this.dueReports
     this.dueReports = []
     return reports

@@ -216,6 +216,20 @@ describe('KeyedTrainer: eviction', () => {
     expect([...resumed.keys()]).toEqual(['d', 'f', 'g', 'h'])
   })
 
+  it('keys() survives deleting and seeing keys while it iterates', () => {
+    const keyed = keyedOn(tinyModel(1), {})
+    for (const [i, key] of ['a', 'b', 'c', 'd'].entries()) keyed.observe(key, xs[i]!, null, i)
+    const visited: string[] = []
+    for (const key of keyed.keys()) {
+      visited.push(key)
+      if (key === 'b') keyed.observe('b', xs[5]!, null, 5)
+      else keyed.delete(key)
+    }
+    // b, seen again, moved behind d and came round once more; everything else was deleted.
+    expect(visited).toEqual(['a', 'b', 'c', 'd', 'b'])
+    expect([...keyed.keys()]).toEqual(['b'])
+  })
+
   it('delete forgets a key without counting an eviction', () => {
     const evicted: string[] = []
     const keyed = keyedOn(tinyModel(1), { onEvict: (k) => evicted.push(k) })
@@ -360,6 +374,27 @@ describe('KeyedTrainer: deferred updates (observeDeferred, runDueUpdates)', () =
     }
     expect(solo.runDueUpdates().length).toBe(4)
     expect(solo.trainer.model.params.values).toEqual(sync.trainer.model.params.values)
+  })
+
+  it('an update that throws in runDueUpdates leaves the later ones queued', () => {
+    const keyed = keyedOn(tinyModel(5), {}, learning)
+    for (const key of ['a', 'b', 'c']) {
+      keyed.observeDeferred(key, xs[0]!, ys[0]!, 0)
+      keyed.observeDeferred(key, xs[1]!, ys[1]!, 0)
+    }
+    expect(keyed.dueUpdates).toBe(3)
+    const trainer = keyed.trainer as unknown as { updateSequence: (...args: unknown[]) => unknown }
+    const real = trainer.updateSequence.bind(keyed.trainer)
+    let calls = 0
+    trainer.updateSequence = (...args) => {
+      if (++calls === 2) throw new Error('boom')
+      return real(...args)
+    }
+    expect(() => keyed.runDueUpdates()).toThrow('boom')
+    // a ran; b threw (its window is dropped from the queue with the error); c is still queued.
+    expect(keyed.dueUpdates).toBe(2)
+    expect(keyed.runDueUpdates().map((r) => r.key)).toEqual(['a', 'c'])
+    expect(keyed.dueUpdates).toBe(0)
   })
 
   it('a queued update survives delete, reset, eviction and a snapshot round trip', () => {
