@@ -285,6 +285,8 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     flushScheduled = true
     setImmediate(flushUpdates)
   }
+  // A checkpoint can hold windows that were complete but not yet learned from.
+  scheduleFlush()
 
   const onTick = (conn: Connection, tick: TickFrame): void => {
     conn.producer = true
@@ -502,6 +504,8 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       : setInterval(
           () => {
             for (const key of keyed.evictIdle()) previousTargets.delete(key)
+            // An evicted key's queued update ran as it left: its report goes out now.
+            scheduleFlush()
           },
           Math.max(100, options.idleMs / 2),
         )
@@ -547,8 +551,9 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       clearInterval(metricsTimer)
       if (evictTimer) clearInterval(evictTimer)
       if (checkpointTimer) clearInterval(checkpointTimer)
-      for (const conn of connections) conn.socket.close(code, 'server shutting down')
+      // Queued updates run (and reach subscribers) before the connections close.
       flushUpdates()
+      for (const conn of connections) conn.socket.close(code, 'server shutting down')
       const final = checkpoint()
       return new Promise<void>((resolve) => {
         wss.close()
