@@ -685,21 +685,7 @@ export class WasmKernels {
     gHh: Float32Array,
     stateIn: Float32Array,
   ): void {
-    const H = cell.hiddenSize
-    switch (cell.kind) {
-      case 'lstm':
-        this.lstmForward(cand, cache, gIh, gHh, stateIn, H)
-        return
-      case 'gru':
-        this.gruForward(cand, cache, gIh, gHh, stateIn, H)
-        return
-      case 'rnn_tanh':
-        this.rnnTanhForward(cand, cache, gIh, gHh, H)
-        return
-      case 'rnn_relu':
-        this.rnnReluForward(cand, cache, gIh, gHh, H)
-        return
-    }
+    this.cellForwardBatch(cell, cand, cache, gIh, gHh, stateIn, 1)
   }
 
   /**

@@ -58,22 +58,8 @@ export function elementsPerStep(loss: LossName, outputSize: number): number {
   return loss === 'cross_entropy' ? 1 : outputSize
 }
 
-/** A float64 twin of `model` with the same weights, for finite differences. */
-export function twin(model: Model): Model {
-  const c = model.config
-  const copy = createModel({
-    cell: c.cell,
-    inputSize: c.inputSize,
-    hiddenSize: c.hiddenSize,
-    numLayers: c.numLayers,
-    outputSize: c.outputSize,
-    dtype: c.dtype,
-    seed: c.seed,
-    zoneout: c.zoneout,
-  })
-  copy.copyWeightsFrom(model)
-  return copy
-}
+/** A twin of `model` (same config, same weights) to perturb by finite differences. */
+export { sameModel as twin } from './models.js'
 
 export interface SequenceLossSpec {
   loss: LossName

@@ -20,20 +20,15 @@ export function tinyModel(seed = 1, extra: Partial<ModelConfig> = {}): Model {
   })
 }
 
-/** A model with the same config and weights as `model` (learning in one leaves the other alone). */
-export function sameModel(model: Model): Model {
-  const c = model.config
-  const copy = createModel({
-    cell: c.cell,
-    inputSize: c.inputSize,
-    hiddenSize: c.hiddenSize,
-    numLayers: c.numLayers,
-    outputSize: c.outputSize,
-    dtype: c.dtype,
-    seed: c.seed,
-  })
-  copy.copyWeightsFrom(model)
-  return copy
+export { sameModel } from './models.js'
+
+/** Waits for a condition the test drives towards; the deadline only turns a hang into a clear failure. */
+export async function until(what: string, condition: () => boolean, deadlineMs = 5_000): Promise<void> {
+  const start = Date.now()
+  while (!condition()) {
+    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
 }
 
 /** `model.step` over `xs` from a fresh zero state: the reference every operator must match. */

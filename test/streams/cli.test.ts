@@ -10,6 +10,7 @@ import type { ModelConfig, TrainerOptions } from '../../src/index.js'
 import { runCli } from '../../streams/cli/program.js'
 import { decodeFrame, encodeFrame } from '../../streams/codec.js'
 import { type RxrnnServer, type ServeOptions, serve } from '../../streams/server.js'
+import { until } from '../helpers/streams.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -32,14 +33,6 @@ async function start(options: Partial<ServeOptions> = {}): Promise<RxrnnServer> 
   const server = await serve({ model: MODEL, trainer: TRAINER, port: 0, ...options })
   cleanups.push(() => server.close())
   return server
-}
-
-async function until(what: string, condition: () => boolean, deadlineMs = 5_000): Promise<void> {
-  const start = Date.now()
-  while (!condition()) {
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 /** Captured output of an in-process run. */

@@ -11,6 +11,7 @@ import { decodeFrame, encodeFrame, type FrameEncoding } from '../../streams/code
 import { PROTOCOL_VERSION } from '../../streams/protocol.js'
 import { type RxrnnServer, type ServeOptions, serve } from '../../streams/server.js'
 import { type WebSocketStatus, webSocketConnection } from '../../streams/ws-source.js'
+import { until } from '../helpers/streams.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -27,15 +28,6 @@ async function start(options: Partial<ServeOptions> = {}): Promise<RxrnnServer> 
   const server = await serve({ model: MODEL, trainer: TRAINER, port: 0, ...options })
   cleanups.push(() => server.close())
   return server
-}
-
-/** Waits for a condition the test drives towards; the deadline only turns a hang into a clear failure. */
-async function until(what: string, condition: () => boolean, deadlineMs = 5_000): Promise<void> {
-  const start = Date.now()
-  while (!condition()) {
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 type Frame = Record<string, unknown> & { type: string }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { RxrnnError } from '../../src/errors.js'
 import { type SinkStats, webSocketSink } from '../../streams/ws-sink.js'
+import { until } from '../helpers/streams.js'
 
 const cleanups: (() => unknown)[] = []
 
@@ -43,14 +44,6 @@ async function startServer(options: { paused?: boolean } = {}): Promise<WebSocke
 
 function urlOf(server: WebSocketServer): string {
   return `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
-async function until(what: string, condition: () => boolean, deadlineMs = 2_500): Promise<void> {
-  const start = Date.now()
-  while (!condition()) {
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 const FRAME_BYTES = 64 * 1024

@@ -15,6 +15,7 @@ import {
   webSocketConnection,
   webSocketSource,
 } from '../../streams/ws-source.js'
+import { until } from '../helpers/streams.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const sourceModule = fileURLToPath(new URL('../../streams/ws-source.ts', import.meta.url))
@@ -59,15 +60,6 @@ function track(subscription: Subscription): Subscription {
 function trackConnection(connection: WebSocketConnection): WebSocketConnection {
   cleanups.push(() => connection.close())
   return connection
-}
-
-/** Waits for a condition the test drives towards; the deadline only turns a hang into a clear failure. */
-async function until(what: string, condition: () => boolean, deadlineMs = 2_500): Promise<void> {
-  const start = Date.now()
-  while (!condition()) {
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 function sleep(ms: number): Promise<void> {
