@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   resolve: {
     alias: {
+      'rxrnn/server': fileURLToPath(new URL('./streams/server/index.ts', import.meta.url)),
       'rxrnn/streams': fileURLToPath(new URL('./streams/index.ts', import.meta.url)),
       rxrnn: fileURLToPath(new URL('./src/index.ts', import.meta.url)),
     },

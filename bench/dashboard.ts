@@ -25,7 +25,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { WebSocket } from 'ws'
-import { encodeFrame } from '../streams/codec.js'
+import { encodeFrame } from '../streams/transport/codec.js'
 import { INPUTS, STREAM_LENGTH, TARGETS } from './sections/common.js'
 
 const SECONDS = Number(process.argv[2] ?? 5)

@@ -25,19 +25,17 @@ import { filter, firstValueFrom, lastValueFrom, map, Subject, toArray } from 'rx
 import type { FloatArray } from 'rxrnn'
 import { createModel, OnlineScaler, OnlineTrainer, Rng } from 'rxrnn'
 import {
-  createFeatureExtractor,
   decodeFrame,
   encodeFrame,
   learn,
-  pcmFrames,
   recurrent,
-  SPEECH_VOICES,
-  type SpeechVoice,
-  synthesize,
   type WebSocketConnection,
   webSocketConnection,
 } from 'rxrnn/streams'
 import { WebSocketServer } from 'ws'
+import { createFeatureExtractor } from './audio/features.js'
+import { pcmFrames } from './audio/frames.js'
+import { SPEECH_VOICES, type SpeechVoice, synthesize } from './audio/speech.js'
 
 export const CLASSES = ['silence', 'yes', 'no', 'stop', 'go'] as const
 const SILENCE = 0

@@ -6,9 +6,9 @@
  *
  * The weights are the `state_dict` of `{ rnn: nn.LSTM | nn.GRU | nn.RNN, head: nn.Linear }` as
  * `safetensors.torch.save_file` writes it (the Python side is printed at the end). Without an
- * argument the example uses the PyTorch reference file `shared/reference/pytorch/fwd_lstm.safetensors`
- * (an LSTM 3 → 5 × 2 layers → 2) when it is there, and checks the model's outputs against those
- * PyTorch computed; otherwise it writes a file of that shape itself.
+ * argument the example uses the PyTorch reference file `test/fixtures/pytorch/fwd_lstm.safetensors`
+ * (an LSTM 3 → 5 × 2 layers → 2) that the repository ships, and checks the model's outputs against
+ * those PyTorch computed.
  *
  * The stream: Seattle's hourly weather, inputs pressure, temperature and wind (standardised
  * online), targets the next hour's changes of temperature and pressure (scaled by their running
@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url'
 import { from, lastValueFrom, map, skip, toArray } from 'rxjs'
 import type { CellKind, ModelConfig } from 'rxrnn'
 import { createModel, OnlineScaler, RxrnnError, readSafetensors } from 'rxrnn'
-import { learn, loadSeattleHourly } from 'rxrnn/streams'
+import { learn } from 'rxrnn/streams'
+import { loadSeattleHourly } from '../streams/demo/datasets.js'
 
 export interface InteropOptions {
   /** The PyTorch weights to start from (default: the reference LSTM, or a file written here). */
@@ -53,16 +54,15 @@ export interface InteropResult {
   sameLayout: boolean
 }
 
-const REFERENCE = ['../shared/reference/pytorch/', '../../shared/reference/pytorch/'].map(
-  (dir) => new URL(dir, import.meta.url),
-)
+/** The PyTorch reference vectors the repository ships with its tests. */
+const REFERENCE = new URL('../test/fixtures/pytorch/', import.meta.url)
 
 export async function main(options: InteropOptions = {}): Promise<InteropResult> {
   const log = options.log ?? console.log
   let folder: string | undefined
   const temporary = async (file: string) =>
     join((folder ??= await mkdtemp(join(tmpdir(), 'rxrnn-interop-'))), file)
-  const input = options.input ?? (await defaultWeights(temporary, log))
+  const input = options.input ?? defaultWeights()
   const output = options.output ?? (await temporary('learned.safetensors'))
 
   // 1. Load: the architecture is read off the tensor shapes, the weights go in unchanged.
@@ -160,26 +160,15 @@ export async function main(options: InteropOptions = {}): Promise<InteropResult>
   }
 }
 
-/** The reference LSTM when present, else a file of the same shape written here. */
-async function defaultWeights(
-  temporary: (file: string) => Promise<string>,
-  log: (line: string) => void,
-): Promise<string> {
-  for (const dir of REFERENCE) {
-    const path = fileURLToPath(new URL('fwd_lstm.safetensors', dir))
-    if (existsSync(path)) return path
+/** The reference LSTM PyTorch saved (test/fixtures/pytorch/fwd_lstm.safetensors). */
+function defaultWeights(): string {
+  const path = fileURLToPath(new URL('fwd_lstm.safetensors', REFERENCE))
+  if (!existsSync(path)) {
+    throw new RxrnnError(
+      'bad_config',
+      `${path} is missing: pass a weights file, or run the example from a clone of rxrnn`,
+    )
   }
-  const path = await temporary('lstm.safetensors')
-  const model = createModel({
-    cell: 'lstm',
-    inputSize: 3,
-    hiddenSize: 5,
-    numLayers: 2,
-    outputSize: 2,
-    seed: 7,
-  })
-  await writeFile(path, model.toSafetensors())
-  log('(the PyTorch reference weights are not here: using a file of the same shape written by rxrnn)')
   return path
 }
 

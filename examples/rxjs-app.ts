@@ -29,7 +29,8 @@ import {
   toArray,
 } from 'rxjs'
 import { createModel, OnlineScaler } from 'rxrnn'
-import { forecast, loadSeattleHourly, standardize } from 'rxrnn/streams'
+import { forecast, standardize } from 'rxrnn/streams'
+import { loadSeattleHourly } from '../streams/demo/datasets.js'
 
 export interface RxjsAppOptions {
   /** Hours replayed (default: the whole year, 8759). */

@@ -19,8 +19,8 @@
 import { fileURLToPath } from 'node:url'
 import { filter, from, lastValueFrom, map, mergeMap, tap } from 'rxjs'
 import { createModel, OnlineScaler } from 'rxrnn'
-import type { SeattleHourlyRow } from 'rxrnn/streams'
-import { ErrorTotals, forecast, loadSeattleHourly } from 'rxrnn/streams'
+import { ErrorTotals, forecast } from 'rxrnn/streams'
+import { loadSeattleHourly, type SeattleHourlyRow } from '../streams/demo/datasets.js'
 
 export interface SensorsOptions {
   /** Hours replayed per sensor (default: each season whole, about 2900). */

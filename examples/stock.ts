@@ -17,7 +17,8 @@
 import { fileURLToPath } from 'node:url'
 import { filter, from, lastValueFrom, map, pairwise, skip, tap } from 'rxjs'
 import { createModel, OnlineScaler } from 'rxrnn'
-import { ErrorTotals, forecast, loadSp500Daily } from 'rxrnn/streams'
+import { ErrorTotals, forecast } from 'rxrnn/streams'
+import { loadSp500Daily } from '../streams/demo/datasets.js'
 
 export interface StockOptions {
   /** Trading days replayed, from 2000-01-03 (default: all 5105). */

@@ -1,26 +1,19 @@
 /**
- * rxrnn/streams: RxJS operators over the core, the WebSocket + msgpack transport, feed
- * readers and the server.
+ * rxrnn/streams: what runs in a browser as well as in Node. The RxJS operators over the core,
+ * `Monitor` and the evaluators, the msgpack/JSON codec, the wire protocol's types, and the
+ * WebSocket client (`webSocketSource`, `webSocketSink`: the platform's `WebSocket` in browsers,
+ * `ws` in Node, chosen by the package's export conditions). Nothing here imports `node:*`.
+ *
+ * The server, checkpoints, dashboard routes and file feeds are Node-only: `rxrnn/server`.
  */
 
-export type { AudioFeaturesOptions } from './audio/features.js'
-export { audioFeatures, createFeatureExtractor } from './audio/features.js'
-export type { FrameSizes, PcmFramesOptions } from './audio/frames.js'
-export { frameCount, frameSignal, frameSizes, hannWindow, pcmFrames } from './audio/frames.js'
-export type { SpeechPcm, SpeechVoice, SynthesizeOptions } from './audio/speech.js'
-export { espeakAvailable, parseWav, resamplePcm, SPEECH_VOICES, synthesize } from './audio/speech.js'
-export type { DecodeResult, FrameEncoding } from './codec.js'
-export { decodeClientFrame, decodeFrame, encodeFrame } from './codec.js'
-export type { DashboardOptions } from './dashboard/index.js'
-export { dashboardRoutes } from './dashboard/index.js'
-export type { ClassificationScores, RegressionScores } from './evaluation.js'
-export { ClassificationEvaluator, ErrorTotals, RegressionEvaluator, RollingMean } from './evaluation.js'
-export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'
-export { csvRows$, readCsv, selectColumns } from './feeds/csv.js'
-export type { SeattleHourlyRow, Sp500DailyRow } from './feeds/datasets.js'
-export { loadSeattleHourly, loadSp500Daily, vegaDataPath } from './feeds/datasets.js'
-export type { KeyedUpdate, MetricsSnapshot, RejectedEvent } from './monitor.js'
-export { Monitor } from './monitor.js'
+export type { ClassificationScores, RegressionScores } from './operators/evaluation.js'
+export {
+  ClassificationEvaluator,
+  ErrorTotals,
+  RegressionEvaluator,
+  RollingMean,
+} from './operators/evaluation.js'
 export type { ForecastOptions, ForecastResult } from './operators/forecast.js'
 export { forecast } from './operators/forecast.js'
 export type { KeyedEvent, KeyedResult, LearnByKeyOptions } from './operators/keyed.js'
@@ -34,6 +27,8 @@ export type {
 export { learnWithLabels } from './operators/labels.js'
 export type { LearnEvent, LearnOptions, LearnResult } from './operators/learn.js'
 export { learn } from './operators/learn.js'
+export type { KeyedUpdate, MetricsSnapshot, RejectedEvent } from './operators/monitor.js'
+export { Monitor } from './operators/monitor.js'
 export type { RecurrentOptions } from './operators/recurrent.js'
 export { recurrent } from './operators/recurrent.js'
 export type { RecurrentByKeyOptions, RecurrentByKeyResult } from './operators/recurrent-by-key.js'
@@ -41,11 +36,11 @@ export { recurrentByKey } from './operators/recurrent-by-key.js'
 export type { ModelOrTrainer } from './operators/shared.js'
 export type { StandardizeOptions } from './operators/standardize.js'
 export { standardize } from './operators/standardize.js'
-export * from './protocol.js'
-export type { RxrnnServer, ServeOptions } from './server.js'
-export { serve } from './server.js'
-export type { SinkStats, WebSocketSinkOptions } from './ws-sink.js'
-export { webSocketSink } from './ws-sink.js'
+export type { DecodeResult, FrameEncoding } from './transport/codec.js'
+export { decodeClientFrame, decodeFrame, encodeFrame } from './transport/codec.js'
+export * from './transport/protocol.js'
+export type { SinkStats, WebSocketSinkOptions } from './transport/ws-sink.js'
+export { webSocketSink } from './transport/ws-sink.js'
 export type {
   ConnectionStats,
   ReconnectOptions,
@@ -53,5 +48,5 @@ export type {
   WebSocketConnectionOptions,
   WebSocketSourceOptions,
   WebSocketStatus,
-} from './ws-source.js'
-export { webSocketConnection, webSocketSource } from './ws-source.js'
+} from './transport/ws-source.js'
+export { webSocketConnection, webSocketSource } from './transport/ws-source.js'

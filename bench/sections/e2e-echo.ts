@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
-import { decodeFrame, encodeFrame } from '../../streams/codec.js'
+import { decodeFrame, encodeFrame } from '../../streams/transport/codec.js'
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
 await new Promise((resolve) => wss.once('listening', resolve))

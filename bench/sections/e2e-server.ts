@@ -27,7 +27,7 @@ import { constants, monitorEventLoopDelay, PerformanceObserver, performance } fr
 import { createInterface } from 'node:readline'
 import { WebSocket } from 'ws'
 import type { KeyedTrainer } from '../../src/index.js'
-import { serve } from '../../streams/server.js'
+import { serve } from '../../streams/server/server.js'
 import { type Backend, createRxrnnModel, schedstat, trainerOptions } from './common.js'
 
 const wanted = (process.argv[2] ?? 'js') as Backend

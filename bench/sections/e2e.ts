@@ -35,7 +35,7 @@ import { PerformanceObserver, performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
-import { decodeFrame, encodeFrame } from '../../streams/codec.js'
+import { decodeFrame, encodeFrame } from '../../streams/transport/codec.js'
 import { count, header, ms, note, printTable, type SummaryRow, TARGETS, verdictText } from '../report.js'
 import {
   CHUNK,

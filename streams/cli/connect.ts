@@ -1,9 +1,9 @@
 /** The client side shared by `replay` and `tail`: one reconnecting connection, its log, and hello. */
 import type { Subscription } from 'rxjs'
 import { RxrnnError } from '../../src/index.js'
-import type { WelcomeFrame } from '../protocol.js'
-import type { WebSocketConnection, WebSocketStatus } from '../ws-source.js'
-import { webSocketConnection } from '../ws-source.js'
+import type { WelcomeFrame } from '../transport/protocol.js'
+import type { WebSocketConnection, WebSocketStatus } from '../transport/ws-source.js'
+import { webSocketConnection } from '../transport/ws-source.js'
 import type { StatusLine } from './io.js'
 import { type CliIo, Notifier, sleep } from './io.js'
 

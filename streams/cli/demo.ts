@@ -26,7 +26,7 @@ export function registerDemo(program: Command, io: CliIo, done: (code: number) =
     .option('--quick', 'a short run (seconds), e.g. to check an install')
     .action(async (flags: DemoFlags) => {
       // Loaded on demand: the other commands do not pay for the demo's data and examples.
-      const { runDemo } = await import('../demo.js')
+      const { runDemo } = await import('../demo/index.js')
       const status = new StatusLine(io.stdout, false)
       const options: Parameters<typeof runDemo>[0] = {}
       // On the terminal the demo draws its own progress line; anywhere else its lines go through io.

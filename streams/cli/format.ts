@@ -1,5 +1,5 @@
 /** One-line human renderings of metrics, updates and predictions, for serve's progress and tail. */
-import type { MetricsFrame } from '../protocol.js'
+import type { MetricsFrame } from '../transport/protocol.js'
 
 /** A number with about 4 significant digits; `–` for null, undefined or non-finite. */
 export function num(value: unknown, digits = 4): string {

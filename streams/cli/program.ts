@@ -13,6 +13,7 @@ import { type CliIo, UsageError } from './io.js'
 import { registerReplay } from './replay.js'
 import { registerServe } from './serve.js'
 import { registerTail } from './tail.js'
+import { packageVersion } from './version.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
@@ -23,6 +24,7 @@ export function createProgram(io: CliIo, done: (code: number) => void = () => {}
   const program = new Command('rxrnn')
     .description('Recurrent neural networks that learn online from live streams.')
     .usage('<command> [options]')
+    .version(packageVersion(), '-V, --version', 'print the version of rxrnn')
     // Set before the commands are added: subcommands copy these settings.
     .exitOverride()
     .configureOutput({

@@ -1,6 +1,6 @@
 /** `rxrnn tail`: follows a server's predictions, updates and metrics, one line each. */
 import { type Command, Option } from 'commander'
-import { CHANNELS, type Channel } from '../protocol.js'
+import { CHANNELS, type Channel } from '../transport/protocol.js'
 import { CliConnection, type ClientFlags, type ServerMessage } from './connect.js'
 import { frameLine } from './format.js'
 import { type CliIo, StatusLine } from './io.js'

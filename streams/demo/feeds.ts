@@ -10,7 +10,7 @@
  * the forecast at once sends x_t without y, and the target later; see `learnWithLabels`).
  */
 import { OnlineScaler } from '../../src/index.js'
-import type { SeattleHourlyRow, Sp500DailyRow } from '../feeds/datasets.js'
+import type { SeattleHourlyRow, Sp500DailyRow } from './datasets.js'
 
 /**
  * Past values needed before a target is scaled with their statistics: the std of two or three

@@ -1,7 +1,7 @@
 import { RxrnnError } from '../../src/index.js'
-import type { MetricsFrame, ServerFrame } from '../protocol.js'
-import type { WebSocketConnection } from '../ws-source.js'
-import { webSocketConnection } from '../ws-source.js'
+import type { MetricsFrame, ServerFrame } from '../transport/protocol.js'
+import type { WebSocketConnection } from '../transport/ws-source.js'
+import { webSocketConnection } from '../transport/ws-source.js'
 import type { FeedStep } from './feeds.js'
 import { ErrorTally } from './score.js'
 

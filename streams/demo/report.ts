@@ -1,4 +1,4 @@
-import type { MetricsFrame } from '../protocol.js'
+import type { MetricsFrame } from '../transport/protocol.js'
 import type { FeedSteps } from './feeds.js'
 import type { ReplayProgress, ReplayResult } from './producer.js'
 

@@ -1,4 +1,4 @@
-import { ErrorTotals } from '../evaluation.js'
+import { ErrorTotals } from '../operators/evaluation.js'
 
 /**
  * Prequential error over a whole evaluation period: every forecast is scored against its

@@ -2,7 +2,7 @@ import type { OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler, Observable } from 'rxjs'
 import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { KeyedTrainer } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
 

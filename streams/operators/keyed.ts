@@ -2,7 +2,7 @@ import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler, Observable as RxObservable } from 'rxjs'
 import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { copyReport, KeyedTrainer, RxrnnError } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
 

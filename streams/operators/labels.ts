@@ -2,7 +2,7 @@ import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler, Observable as RxObservable } from 'rxjs'
 import type { FloatArray, TrainerOptions } from '../../src/index.js'
 import { KeyedTrainer, RxrnnError } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { refuse, score, sweepIdleKeys, trainerFor } from './shared.js'
 

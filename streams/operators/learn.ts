@@ -2,7 +2,7 @@ import type { OperatorFunction } from 'rxjs'
 import { Observable } from 'rxjs'
 import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { copyReport, RxrnnError } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { refuse, score, targetVector, trainerFor } from './shared.js'
 

@@ -4,8 +4,8 @@ import { arrayTypeOf } from '../../src/dtype.js'
 import type { FloatArray, Model, RecurrentState } from '../../src/index.js'
 import { RxrnnError } from '../../src/index.js'
 import { copyFiniteVector } from '../../src/validate.js'
-import type { Monitor } from '../monitor.js'
 import type { KeyedEvent } from './keyed.js'
+import type { Monitor } from './monitor.js'
 import { rejectEvent } from './shared.js'
 
 /** What `recurrentByKey` emits for each event: its key and the model's output. */

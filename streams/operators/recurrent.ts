@@ -1,7 +1,7 @@
 import type { Observable, OperatorFunction } from 'rxjs'
 import { Observable as RxObservable } from 'rxjs'
 import type { FloatArray, Model } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 import { refuse } from './shared.js'
 
 export interface RecurrentOptions {

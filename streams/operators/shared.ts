@@ -1,7 +1,7 @@
 import type { SchedulerAction, SchedulerLike, Subscription } from 'rxjs'
 import type { FloatArray, KeyedTrainer, Model, TrainerOptions } from '../../src/index.js'
 import { OnlineTrainer, RxrnnError } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 
 /** A model (each subscription gets its own trainer and optimizer, sharing the weights) or a trainer to share. */
 export type ModelOrTrainer = Model | OnlineTrainer

@@ -1,7 +1,7 @@
 import type { OperatorFunction } from 'rxjs'
 import { Observable } from 'rxjs'
 import { OnlineScaler } from '../../src/index.js'
-import type { Monitor } from '../monitor.js'
+import type { Monitor } from './monitor.js'
 import { refuse } from './shared.js'
 
 export interface StandardizeOptions {

@@ -6,8 +6,8 @@ import { get } from 'node:http'
 import { firstValueFrom } from 'rxjs'
 import { filter } from 'rxjs/operators'
 import { describe, expect, it } from 'vitest'
-import { runDemo, runDemoUntil } from '../../streams/demo.js'
-import { webSocketConnection } from '../../streams/ws-source.js'
+import { runDemo, runDemoUntil } from '../../streams/demo/index.js'
+import { webSocketConnection } from '../../streams/transport/ws-source.js'
 
 /** The numbers of the summary row that starts with `name`, in the section titled `title`. */
 function row(lines: string[], title: string, name: string): number[] {

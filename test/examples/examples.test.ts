@@ -7,12 +7,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { espeakAvailable } from '../../examples/audio/speech.js'
 import { main as audio } from '../../examples/audio.js'
 import { main as interop } from '../../examples/pytorch-interop.js'
 import { FAULTS, main as rxjsApp } from '../../examples/rxjs-app.js'
 import { main as sensors } from '../../examples/sensors.js'
 import { main as stock } from '../../examples/stock.js'
-import { espeakAvailable } from '../../streams/audio/speech.js'
 
 const quiet = () => {}
 

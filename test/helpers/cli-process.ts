@@ -1,13 +1,13 @@
 /**
  * `rxrnn` as a real child process, run from the TypeScript sources with tsx (no build):
- * `node --import tsx streams/cli.ts ARGS`. For tests that kill it (SIGKILL, SIGTERM) and start it
+ * `node --import tsx streams/cli/index.ts ARGS`. For tests that kill it (SIGKILL, SIGTERM) and start it
  * again.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
-const cliPath = fileURLToPath(new URL('../../streams/cli.ts', import.meta.url))
+const cliPath = fileURLToPath(new URL('../../streams/cli/index.ts', import.meta.url))
 
 export interface CliProcess {
   readonly child: ChildProcess

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 
-/** The PyTorch reference vectors in ../shared/reference/pytorch (see its README). */
-export const referenceDir = new URL('../../../shared/reference/pytorch/', import.meta.url)
+/** The PyTorch reference vectors in test/fixtures/pytorch (its README says how they were made). */
+export const referenceDir = new URL('../fixtures/pytorch/', import.meta.url)
 
 export interface ReferenceCase {
   name: string

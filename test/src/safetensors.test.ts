@@ -9,8 +9,7 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from '../../src/safetensors.js'
-
-const referenceDir = new URL('../../../shared/reference/pytorch/', import.meta.url)
+import { referenceDir } from '../helpers/reference.js'
 
 /** Assembles a file from a header (an object, or raw JSON text) and a data buffer, unpadded. */
 function buildFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLength?: bigint): Uint8Array {

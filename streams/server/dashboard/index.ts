@@ -1,0 +1,152 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { RxrnnError } from '../../../src/errors.js'
+import { dashboardCss, dashboardHtml } from './page.js'
+
+/** Options of `dashboardRoutes`. */
+export interface DashboardOptions {
+  /**
+   * The server's token, when it has one: the page then asks for it, and connects with
+   * `?token=`. The page itself and its assets are public; the data behind the WebSocket is not.
+   */
+  token?: string
+}
+
+/** A route handler for `serve({ http })`: true when it answered the request. */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean
+
+interface Asset {
+  body: Buffer
+  type: string
+}
+
+// The page lets the browser reach its own origin only: scripts and styles from these routes,
+// the WebSocket back to the server. uPlot styles elements through the CSSOM, which CSP allows.
+const contentSecurityPolicy = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ')
+
+/**
+ * The live dashboard: GET `/` serves a page that subscribes to the server's predictions,
+ * updates and metrics over the same WebSocket and charts them (prediction against target,
+ * loss and prequential error against persistence, gradient norms and clipping, gradient flow
+ * through the TBPTT window, spectral radius, the hidden state as a heatmap, throughput).
+ * `serve()` mounts it by default; mount it yourself on another HTTP server with a WebSocket
+ * proxy to the rxrnn server at the same address.
+ *
+ * Routes: `/` and `/index.html` (the page), `/dashboard/app.js`, `/dashboard/style.css`,
+ * `/dashboard/uPlot.iife.min.js`, `/dashboard/uPlot.min.css`, and `/dashboard/auth`, where the
+ * page checks a typed token (`Authorization: Bearer …`; answers `{ "ok": true | false }`).
+ *
+ * @example
+ * import { createServer } from 'node:http'
+ * import { dashboardRoutes } from 'rxrnn/streams'
+ * // serve() mounts the dashboard by default; this is for an HTTP server of your own that also
+ * // proxies WebSocket upgrades to the rxrnn server.
+ * const dashboard = dashboardRoutes({ token: process.env.RXRNN_TOKEN })
+ * createServer((req, res) => dashboard(req, res) || res.writeHead(404).end()).listen(8081)
+ */
+export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
+  const auth = options.token !== undefined
+  const uplot = uplotDist()
+  const assets = new Map<string, Asset>([
+    ['/', { body: Buffer.from(dashboardHtml({ auth })), type: 'text/html; charset=utf-8' }],
+    ['/dashboard/style.css', { body: Buffer.from(dashboardCss), type: 'text/css; charset=utf-8' }],
+    ['/dashboard/app.js', { body: readAppModule(), type: 'text/javascript; charset=utf-8' }],
+    [
+      '/dashboard/uPlot.iife.min.js',
+      { body: readFileSync(join(uplot, 'uPlot.iife.min.js')), type: 'text/javascript; charset=utf-8' },
+    ],
+    [
+      '/dashboard/uPlot.min.css',
+      { body: readFileSync(join(uplot, 'uPlot.min.css')), type: 'text/css; charset=utf-8' },
+    ],
+  ])
+  assets.set('/index.html', assets.get('/')!)
+  const tokenDigest = auth ? digest(options.token!) : undefined
+
+  return (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    if (path === '/dashboard/auth') {
+      const header = req.headers.authorization ?? ''
+      const given = header.startsWith('Bearer ') ? header.slice(7) : ''
+      // Compare digests: equal length, and no early exit that would time out the token.
+      const ok = tokenDigest === undefined || timingSafeEqual(digest(given), tokenDigest)
+      // 200 either way: a browser logs every 401 to the console, and the page only needs the verdict.
+      res
+        .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        .end(JSON.stringify({ ok }))
+      return true
+    }
+    const asset = assets.get(path)
+    if (!asset) return false
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('GET only\n')
+      return true
+    }
+    res.writeHead(200, {
+      'content-type': asset.type,
+      'content-length': asset.body.byteLength,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': contentSecurityPolicy,
+      'referrer-policy': 'no-referrer',
+    })
+    res.end(req.method === 'HEAD' ? undefined : asset.body)
+    return true
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest()
+}
+
+/**
+ * The browser module. It is plain JavaScript kept in app.ts so that tsc ships it to dist with
+ * the rest: next to this module it is app.js when running from dist, app.ts under tsx or vitest
+ * (where its source is already valid JavaScript).
+ */
+function readAppModule(): Buffer {
+  for (const name of ['app.js', 'app.ts']) {
+    const path = fileURLToPath(new URL(name, import.meta.url))
+    if (existsSync(path)) return readFileSync(path)
+  }
+  throw new RxrnnError(
+    'internal',
+    `The dashboard's app module is missing next to ${fileURLToPath(import.meta.url)}; reinstall rxrnn, or serve with dashboard: false`,
+  )
+}
+
+/** uPlot's dist folder, found through Node's resolution from here, whatever its package exports allow. */
+function uplotDist(): string {
+  const require = createRequire(import.meta.url)
+  const candidates: (() => string)[] = [
+    () => dirname(require.resolve('uplot/dist/uPlot.iife.min.js')),
+    () => join(dirname(require.resolve('uplot/package.json')), 'dist'),
+    // `main` is dist/uPlot.cjs.js; a package whose exports hide both paths above still resolves it.
+    () => dirname(require.resolve('uplot')),
+  ]
+  for (const candidate of candidates) {
+    try {
+      const dir = candidate()
+      if (existsSync(join(dir, 'uPlot.iife.min.js')) && existsSync(join(dir, 'uPlot.min.css'))) return dir
+    } catch {
+      // try the next way
+    }
+  }
+  throw new RxrnnError(
+    'bad_config',
+    'The dashboard needs the uplot package (uPlot.iife.min.js and uPlot.min.css): run npm install uplot, or serve with dashboard: false',
+  )
+}

@@ -1,0 +1,13 @@
+/**
+ * rxrnn/server: the Node-only half. `serve` (the WebSocket server with its dashboard), the
+ * checkpoint writer, the dashboard's routes for your own HTTP server, and the CSV feed readers.
+ * The operators and the client are in `rxrnn/streams`, which runs in browsers too.
+ */
+
+export { parseDuration, readCheckpoint, writeFileAtomic } from './checkpoint.js'
+export type { DashboardOptions } from './dashboard/index.js'
+export { dashboardRoutes } from './dashboard/index.js'
+export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'
+export { csvRows$, readCsv, selectColumns } from './feeds/csv.js'
+export type { RxrnnServer, ServeOptions } from './server.js'
+export { serve } from './server.js'
