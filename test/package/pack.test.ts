@@ -136,7 +136,9 @@ console.log(JSON.stringify({
     expect(result.serve).toBe('function')
     expect(result.last).toBeLessThan(result.first * 0.2)
     const version = await run(process.execPath, [join(project, 'node_modules/.bin/rxrnn'), '--version'])
-    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version)
+    expect(version.stdout.trim()).toBe(
+      JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version,
+    )
   })
 
   it('type-checks a strict NodeNext consumer without skipLibCheck', async () => {
@@ -222,7 +224,9 @@ window.result = { first: error(0, 300), last: error(1200, 1500), persistence: pe
         logLevel: 'silent',
       })
       const inputs = Object.keys((bundle.metafile as Metafile).inputs)
-      expect(inputs.filter((input) => input.startsWith('node:') || /node_modules\/ws\//.test(input))).toEqual([])
+      expect(inputs.filter((input) => input.startsWith('node:') || /node_modules\/ws\//.test(input))).toEqual(
+        [],
+      )
       const code = bundle.outputFiles[0]?.text ?? ''
       const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] })
       try {
@@ -231,11 +235,9 @@ window.result = { first: error(0, 300), last: error(1200, 1500), persistence: pe
         page.on('pageerror', (error) => errors.push(error.message))
         await page.setContent('<!doctype html><title>rxrnn</title>')
         await page.addScriptTag({ content: code, type: 'module' })
-        await page.waitForFunction(() => 'result' in window || document.title === 'failed', undefined, {
-          timeout: 60_000,
-        })
+        await page.waitForFunction(() => 'result' in globalThis, undefined, { timeout: 60_000 })
         expect(errors).toEqual([])
-        const result = (await page.evaluate(() => (window as unknown as { result: unknown }).result)) as {
+        const result = (await page.evaluate(() => (globalThis as unknown as { result: unknown }).result)) as {
           first: number
           last: number
           persistence: number
