@@ -240,12 +240,14 @@ export async function openCsv(path: string | URL): Promise<CsvFile> {
     closed = true
     file.destroy()
     parser.destroy()
+    // A read waiting for the parser ends now (with no more rows).
+    wakeUp()
   }
   const nextRecord = async (): Promise<ParsedRecord | undefined> => {
     for (;;) {
+      if (closed) return undefined
       if (index < batch.length) return batch[index++]
       if (failure !== undefined) throw reader.explain(failure)
-      if (closed) return undefined
       batch.length = 0
       index = 0
       for (let record = parser.read(); record !== null; record = parser.read()) batch.push(record)

@@ -104,6 +104,24 @@ describe('CSV larger than the heap', () => {
 })
 
 describe('openCsv', () => {
+  it('refuses a quote inside an unquoted field, naming its line (RFC 4180 wants the field quoted)', async () => {
+    const quoted = join(dir, 'quote.csv')
+    writeFileSync(quoted, 'a,b\n1,2\n3,x"y\n')
+    const csv = await openCsv(quoted)
+    expect(await csv.rows.next()).toEqual({ done: false, value: { a: '1', b: '2' } })
+    await expect(csv.rows.next()).rejects.toMatchObject({
+      code: 'bad_input',
+      problems: ['line 3: a quote inside an unquoted field (quote the field and double the quote: "x""y")'],
+    })
+  })
+
+  it('has no more rows once closed, even those already parsed', async () => {
+    const csv = await openCsv(path)
+    await csv.rows.next()
+    csv.close()
+    expect(await csv.rows.next()).toEqual({ done: true, value: undefined })
+  })
+
   it('reports a malformed row with its line, after the rows before it', async () => {
     const small = join(dir, 'small.csv')
     writeFileSync(small, 'a,b\n1,2\n3\n')
