@@ -10,6 +10,8 @@ export type { DType, FloatArray } from './dtype.js'
 export type { RxrnnErrorCode } from './errors.js'
 export { RxrnnError } from './errors.js'
 export type { Kernels } from './kernels.js'
+export type { KeyStoreOptions } from './key-store.js'
+export { KeyStore } from './key-store.js'
 export type {
   KeyEntry,
   KeyedObservation,

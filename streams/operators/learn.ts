@@ -1,10 +1,10 @@
 import type { OperatorFunction } from 'rxjs'
-import { Observable } from 'rxjs'
 import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { copyReport, RxrnnError } from '../../src/index.js'
 import type { Monitor } from './monitor.js'
+import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
-import { refuse, score, targetVector, trainerFor } from './shared.js'
+import { trainerFor } from './shared.js'
 
 /** One event of a learning stream. */
 export interface LearnEvent {
@@ -46,45 +46,33 @@ export function learn(
   options: LearnOptions = {},
 ): OperatorFunction<LearnEvent, LearnResult> {
   const { monitor } = options
-  return (source) =>
-    new Observable<LearnResult>((subscriber) => {
-      const trainer = trainerFor(modelOrTrainer, trainerOptions)
-      let previousTarget: ArrayLike<number> | null = null
-      return source.subscribe({
-        next(event) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
-          if (subscriber.closed) return
-          let result: LearnResult
-          try {
-            if (event === null || typeof event !== 'object') {
-              throw new RxrnnError('bad_input', 'Each event must be an object { x, target? }')
-            }
-            if (event.reset) {
-              // A refused event must not reset the sequence either.
-              trainer.check(event.x, event.target)
-              trainer.reset()
-              previousTarget = null
-            }
-            const { prediction, update } = trainer.observeSequence(trainer.sequence, event.x, event.target)
-            result = update
-              ? { prediction: prediction.slice(), update: copyReport(update) }
-              : { prediction: prediction.slice() }
-          } catch (error) {
-            refuse(subscriber, monitor, error, event)
-            return
+  return operate<LearnEvent, LearnResult>(monitor, (subscriber) => {
+    const trainer = trainerFor(modelOrTrainer, trainerOptions)
+    let baseline: Float64Array | null = null
+    return {
+      next(event) {
+        if (event === null || typeof event !== 'object') {
+          throw new RxrnnError('bad_input', 'Each event must be an object { x, target? }')
+        }
+        if (event.reset) {
+          // A refused event must not reset the sequence either.
+          trainer.check(event.x, event.target)
+          trainer.reset()
+          baseline = null
+        }
+        const { prediction, update } = trainer.observeSequence(trainer.sequence, event.x, event.target)
+        const result: LearnResult = update
+          ? { prediction: prediction.slice(), update: copyReport(update) }
+          : { prediction: prediction.slice() }
+        if (monitor) {
+          monitor.event()
+          if (event.target !== undefined && event.target !== null) {
+            baseline = monitor.score(trainer.loss.name, result.prediction, event.target, baseline)
           }
-          if (monitor) {
-            monitor.event()
-            if (event.target !== undefined && event.target !== null) {
-              score(monitor, trainer, result.prediction, event.target, previousTarget)
-              previousTarget = Array.from(targetVector(event.target))
-            }
-            if (result.update) monitor.update(result.update)
-          }
-          subscriber.next(result)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-    })
+          if (result.update) monitor.update(result.update)
+        }
+        subscriber.next(result)
+      },
+    }
+  })
 }
