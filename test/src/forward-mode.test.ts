@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { AlgorithmName, CellKind, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { CELL_KINDS, createModel, OnlineTrainer, Rng, RxrnnError } from '../../src/index.js'
-import {
-  finiteDifferences,
-  sequenceLoss,
-  twin,
-  uniformRows,
-  worstRelativeError,
-} from '../helpers/gradcheck.js'
+import { finiteDifferences, sequenceLoss, uniformRows, worstRelativeError } from '../helpers/gradcheck.js'
 
 const base = { loss: 'mse', optimizer: { type: 'sgd', lr: 0.05 } } as const
 
@@ -102,7 +96,9 @@ describe('SnAp-1', () => {
       const rtrl = run(config, { ...base, k1: 3, algorithm: 'rtrl' }, 30)
       const snap1 = run(config, { ...base, k1: 3, algorithm: 'snap1' }, 30)
       expect(snap1.length).toBe(rtrl.length)
-      rtrl.forEach((r, i) => expectSameGradient(snap1[i]!, r, 1e-10))
+      rtrl.forEach((r, i) => {
+        expectSameGradient(snap1[i]!, r, 1e-10)
+      })
     })
     it(`${cell}: with more units it is an approximation (its first update is TBPTT's only where nothing crosses units)`, () => {
       const config = modelConfig(cell, 1, 4)
