@@ -86,8 +86,9 @@ export async function runAlgorithms(ctx: Context): Promise<AlgorithmsResult> {
           const t = i % STREAM_LENGTH
           trainer.observeSequence(trainer.sequence, xs[t]!, TARGETS[t]!)
         }
-        runFor(4 * K1, ms / 5, step)
-        const run = runFor(1_000_000, ms, step, 4 * K1)
+        // Warm up (JIT) as long as the timed run, or 2,000 events.
+        const warm = runFor(2_000, ms, step)
+        const run = runFor(1_000_000, ms, step, warm.events)
         const keyed = new KeyedTrainer(
           new OnlineTrainer(createModel(config, { backend }), options(algorithm)),
         )
