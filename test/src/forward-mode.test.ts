@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
+import { layerBlocks } from '../../src/gradients/forward-mode.js'
+import { Rtrl } from '../../src/gradients/rtrl.js'
 import type { AlgorithmName, CellKind, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { CELL_KINDS, createModel, OnlineTrainer, Rng, RxrnnError } from '../../src/index.js'
+import type { SequenceWindow, Slot } from '../../src/window.js'
 import { finiteDifferences, sequenceLoss, uniformRows, worstRelativeError } from '../helpers/gradcheck.js'
 
 const base = { loss: 'mse', optimizer: { type: 'sgd', lr: 0.05 } } as const
@@ -89,8 +92,51 @@ describe('RTRL against finite differences', () => {
   }
 })
 
+/**
+ * SnAp-1 by its definition, for one layer: RTRL whose sensitivities are cut, after every step, to
+ * the pattern one step makes non-zero (state unit k keeps only the weights of its own gate rows).
+ */
+class MaskedRtrl extends Rtrl {
+  protected override carry(seq: SequenceWindow, slot: Slot, prev: Slot): void {
+    super.carry(seq, slot, prev)
+    const b = layerBlocks(this.model)[0]!
+    const J = seq.carried
+    for (let i = 0; i < b.S; i++) {
+      for (let p = 0; p < b.end; p++) {
+        const row =
+          p < b.oWhh
+            ? Math.floor((p - b.oWih) / b.I)
+            : p < b.oBih
+              ? Math.floor((p - b.oWhh) / b.H)
+              : p < b.oBhh
+                ? p - b.oBih
+                : p - b.oBhh
+        if (row % b.H !== i % b.H) J[this.P + i * b.end + p] = 0
+      }
+    }
+  }
+}
+
 describe('SnAp-1', () => {
   for (const cell of CELL_KINDS) {
+    it(`${cell}: is RTRL with its sensitivities cut to one step's pattern after every step`, () => {
+      const config = modelConfig(cell, 1, 3)
+      const options = { ...base, k1: 3 }
+      const masked = new OnlineTrainer(createModel(config), { ...options, algorithm: 'rtrl' })
+      Reflect.set(masked, 'algorithm', new MaskedRtrl(masked.model, masked.loss, masked.options.rtrlBudget))
+      const snap1 = new OnlineTrainer(createModel(config), { ...options, algorithm: 'snap1' })
+      const { xs, ys } = data(30)
+      let updates = 0
+      xs.forEach((x, t) => {
+        const expected = masked.observe(x, ys[t]).update
+        const actual = snap1.observe(x, ys[t]).update
+        if (expected) {
+          expectSameGradient(actual!, expected, 1e-10)
+          updates++
+        }
+      })
+      expect(updates).toBe(10)
+    })
     it(`${cell}: with one hidden unit it is RTRL`, () => {
       const config = modelConfig(cell, 1, 1)
       const rtrl = run(config, { ...base, k1: 3, algorithm: 'rtrl' }, 30)
