@@ -117,7 +117,7 @@ export async function runAlgorithms(ctx: Context): Promise<AlgorithmsResult> {
         String(r.hiddenSize),
         String(r.parameters),
         r.algorithm,
-        r.status === 'ok' ? us(r.usPerEvent) : `refused (${r.reason})`,
+        r.status === 'ok' ? us(r.usPerEvent) : 'refused',
         r.status === 'ok' && tbptt?.usPerEvent ? `${(r.usPerEvent! / tbptt.usPerEvent).toFixed(1)}×` : '',
         r.status === 'ok' ? bytes(r.bytesPerKey) : '',
         r.status === 'ok' ? String(r.events) : '',
@@ -125,6 +125,8 @@ export async function runAlgorithms(ctx: Context): Promise<AlgorithmsResult> {
     }),
     [0, 3],
   )
+  for (const r of rows)
+    if (r.status === 'refused') note(`refused: ${r.algorithm} for ${r.cell} H ${r.hiddenSize}, ${r.reason}`)
   note('RTRL costs O(S²·P) per step and holds S·P floats per key (S: state size, P: parameters); SnAp-1 and')
   note("UORO O(P). TBPTT's cost and memory grow with its window (k2), not with the span it can learn.")
   const at16 = (a: AlgorithmName) =>
