@@ -420,11 +420,7 @@ export class OnlineTrainer {
     this.algorithm.gradient(seq, window)
     const report = this.measure(seq, window)
     // Diagnose before the step, so the probe's Jacobians use the weights the gradient was taken at.
-    if (
-      this.options.diagnosticsEvery > 0 &&
-      (this.clipHistory.updatesSeen + 1) % this.options.diagnosticsEvery === 0
-    )
-      this.diagnose(seq, window)
+    if (this.diagnosticsDue()) this.diagnose(seq, window)
     // The guard looks at the gradient as taken: clipping would hide the blow-up it is there to catch.
     const refusal = this.guard.refusal(window.loss, report.gradNorm)
     if (refusal) return this.refuse(seq, report, refusal)
@@ -435,6 +431,12 @@ export class OnlineTrainer {
     report.update = this.optimizer.t
     report.clipRate = this.clipHistory.record(report.clipped)
     return report
+  }
+
+  /** Gradient flow and spectral radii are measured on every diagnosticsEvery-th update. */
+  private diagnosticsDue(): boolean {
+    const every = this.options.diagnosticsEvery
+    return every > 0 && (this.clipHistory.updatesSeen + 1) % every === 0
   }
 
   /** The report of the gradient just taken: loss, norms, and the fields the later steps fill in. */

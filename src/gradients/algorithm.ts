@@ -1,9 +1,18 @@
 import type { FloatArray } from '../dtype.js'
 import type { SequenceWindow, Slot } from '../window.js'
 
-/** How the trainer takes the gradient of an update. */
+/**
+ * How the trainer takes the gradient of an update: 'tbptt' backpropagates through a window;
+ * 'rtrl' (exact), 'snap1' and 'uoro' carry sensitivities forward (see TrainerOptions.algorithm).
+ */
 export type AlgorithmName = 'tbptt' | 'rtrl' | 'snap1' | 'uoro'
 
+/**
+ * Every algorithm name, e.g. for a command-line option's choices.
+ *
+ * @example
+ * if (!ALGORITHM_NAMES.includes(name)) throw new Error(`--algorithm: use one of ${ALGORITHM_NAMES.join(', ')}`)
+ */
 export const ALGORITHM_NAMES: readonly AlgorithmName[] = ['tbptt', 'rtrl', 'snap1', 'uoro']
 
 /** The forward-mode algorithms: they carry sensitivities forward instead of backpropagating a window. */

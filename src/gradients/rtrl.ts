@@ -16,6 +16,13 @@ export interface RtrlCost {
   multiplyAddsPerStep: number
 }
 
+/**
+ * What RTRL would hold and compute per sequence (per key of a KeyedTrainer) for this model: what
+ * `rtrlBudget` is checked against.
+ *
+ * @example
+ * const { bytes, multiplyAddsPerStep } = rtrlCost(createModel({ cell: 'gru', inputSize: 1, hiddenSize: 32, outputSize: 1 }))
+ */
 export function rtrlCost(model: Model): RtrlCost {
   const blocks = layerBlocks(model)
   let floats = 0

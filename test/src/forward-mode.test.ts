@@ -74,6 +74,18 @@ function gradients(
   return out
 }
 
+describe('RTRL in float32', () => {
+  for (const cell of CELL_KINDS) {
+    it(`${cell} ×2 (WebAssembly forward pass): the first update is TBPTT(k1, k1)'s to float32 rounding`, () => {
+      const k1 = 5
+      const config = { ...modelConfig(cell, 2), dtype: 'float32' } as const
+      const tbptt = run(config, { ...base, k1 }, k1)
+      const rtrl = run(config, { ...base, k1, algorithm: 'rtrl' }, k1)
+      expectSameGradient(rtrl[0]!, tbptt[0]!, 1e-5)
+    })
+  }
+})
+
 describe('RTRL against finite differences', () => {
   for (const cell of CELL_KINDS) {
     it(`${cell} ×2, float64: the second update's gradient is that of its loss through the whole sequence`, () => {
