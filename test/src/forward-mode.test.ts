@@ -220,7 +220,7 @@ describe('UORO', () => {
         if (d === 0) first = distance(g!, exact!) / norm(exact!)
       }
       const mean = sum.map((s) => s / draws)
-      // Unbiased: the mean misses RTRL's gradient by no more than its own standard error
+      // Unbiased: the mean misses RTRL's gradient by no more than two of its standard errors
       // (√(Σ variance / draws)) says it should, and that is a few percent; one draw is far off.
       let variance = 0
       for (let i = 0; i < sum.length; i++) variance += sumOfSquares[i]! / draws - mean[i]! ** 2
