@@ -351,6 +351,12 @@ export class OnlineTrainer {
   /** Writes the validated step into the ring, runs the training forward pass, and lets the algorithm see it. */
   private forwardStep(seq: SequenceWindow, hasTarget: boolean): FloatArray {
     const model = this.model
+    if (seq.carried.length !== this.algorithm.carriedFloats) {
+      throw new RxrnnError(
+        'bad_config',
+        `This sequence carries ${seq.carried.length} floats for its gradient algorithm; algorithm '${this.options.algorithm}' needs ${this.algorithm.carriedFloats}. Make sequences with trainer.createSequence()`,
+      )
+    }
     if (seq.sinceUpdate === 0) this.drawWindowMasks(seq)
     const prev = seq.slots[seq.newest]!
     const next = (seq.newest + 1) % seq.capacity

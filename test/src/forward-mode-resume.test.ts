@@ -110,3 +110,17 @@ describe('forward-mode keyed trainers', () => {
     })
   }
 })
+
+describe('sequences of another trainer', () => {
+  it('refuses a sequence made for another algorithm, before touching it', () => {
+    const model = createModel({ cell: 'gru', inputSize: 2, hiddenSize: 3, outputSize: 1, seed: 5 })
+    const tbptt = new OnlineTrainer(model, { ...options('rtrl'), algorithm: 'tbptt' })
+    const rtrl = new OnlineTrainer(model, options('rtrl'))
+    const seq = tbptt.createSequence()
+    expect(() => rtrl.observeSequence(seq, [1, 2], [0])).toThrow(
+      /carries 0 floats for its gradient algorithm; algorithm 'rtrl' needs \d+\. Make sequences with trainer.createSequence\(\)/,
+    )
+    expect(seq.observed).toBe(0)
+    expect(rtrl.observeSequence(rtrl.createSequence(), [1, 2], [0]).prediction).toHaveLength(1)
+  })
+})
