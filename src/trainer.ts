@@ -486,6 +486,10 @@ export class OnlineTrainer {
     if (!allFinite(seq.state.data)) {
       seq.reset()
       report.reason += '; the hidden state was not finite and was reset'
+    } else if (!allFinite(seq.carried)) {
+      // So would sensitivities that overflowed (forward mode): the state is fine, so only they restart.
+      seq.carried.fill(0)
+      report.reason += '; the sensitivities were not finite and were reset'
     }
     report.clipRate = this.clipHistory.record(false)
     return report

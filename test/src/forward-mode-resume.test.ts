@@ -124,3 +124,21 @@ describe('sequences of another trainer', () => {
     expect(rtrl.observeSequence(rtrl.createSequence(), [1, 2], [0]).prediction).toHaveLength(1)
   })
 })
+
+describe('forward-mode divergence guard', () => {
+  for (const algorithm of FORWARD) {
+    it(`${algorithm}: sensitivities that overflowed are reset, and learning goes on`, () => {
+      const model = createModel({ cell: 'lstm', inputSize: 2, hiddenSize: 3, outputSize: 1, seed: 5 })
+      const trainer = new OnlineTrainer(model, { ...options(algorithm), rollback: undefined })
+      const evs = events(9, 2)
+      const before = Float32Array.from(model.params.values)
+      trainer.sequence.carried.fill(Number.POSITIVE_INFINITY, model.params.size)
+      const first = run(trainer, evs.slice(0, 3)).at(-1)!.update!
+      expect(first.skipped).toBe(true)
+      expect(first.reason).toMatch(/non-finite .*; the sensitivities were not finite and were reset/)
+      expect(Array.from(model.params.values)).toEqual(Array.from(before))
+      const later = run(trainer, evs.slice(3)).filter((o) => o.update)
+      expect(later.map((o) => o.update!.skipped)).toEqual([false, false])
+    })
+  }
+})
