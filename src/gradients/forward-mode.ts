@@ -1,4 +1,4 @@
-import type { FloatArray } from '../dtype.js'
+import type { FloatArray, FloatArrayConstructor } from '../dtype.js'
 import { arrayTypeOf } from '../dtype.js'
 import { RxrnnError } from '../errors.js'
 import type { RecurrentLayer } from '../layer.js'
