@@ -71,7 +71,7 @@ export class CellJacobian {
 
   constructor(
     readonly block: LayerBlock,
-    ArrayType: ReturnType<typeof arrayTypeOf>,
+    ArrayType: FloatArrayConstructor,
   ) {
     const { Q, S, H, rows, layer } = block
     this.dIh = Array.from({ length: Q }, () => new ArrayType(rows))
