@@ -2,9 +2,15 @@ import { describe, expect, it } from 'vitest'
 import { layerBlocks } from '../../src/gradients/forward-mode.js'
 import { Rtrl } from '../../src/gradients/rtrl.js'
 import type { AlgorithmName, CellKind, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
-import { CELL_KINDS, createModel, OnlineTrainer, Rng, RxrnnError } from '../../src/index.js'
+import { CELL_KINDS, createModel, LOSS_NAMES, OnlineTrainer, Rng, RxrnnError } from '../../src/index.js'
 import type { SequenceWindow, Slot } from '../../src/window.js'
-import { finiteDifferences, sequenceLoss, uniformRows, worstRelativeError } from '../helpers/gradcheck.js'
+import {
+  finiteDifferences,
+  sequenceLoss,
+  targetsFor,
+  uniformRows,
+  worstRelativeError,
+} from '../helpers/gradcheck.js'
 
 const base = { loss: 'mse', optimizer: { type: 'sgd', lr: 0.05 } } as const
 
@@ -100,6 +106,26 @@ describe('forward-mode sequence boundaries', () => {
         if (u) expected.push(u)
       }
       expectSameGradient(after[0]!, expected[0]!, 1e-12)
+    })
+  }
+})
+
+describe('RTRL with every loss', () => {
+  for (const loss of LOSS_NAMES) {
+    it(`${loss}: the first update from zero is TBPTT(k1, k1)'s gradient`, () => {
+      const config = modelConfig('gru', 2)
+      const rng = new Rng(8)
+      const xs = uniformRows(rng, 6, 2)
+      const targets = targetsFor(loss, rng, 6, 2)
+      const reports = (options: TrainerOptions) => {
+        const trainer = new OnlineTrainer(createModel(config), options)
+        return xs.map((x, t) => trainer.observe(x, t === 2 ? null : targets[t]).update).filter((u) => u)
+      }
+      const options = { loss, optimizer: { type: 'sgd', lr: 0.05 }, k1: 6 } as const
+      const [tbptt] = reports(options)
+      const [rtrl] = reports({ ...options, algorithm: 'rtrl' })
+      expectSameGradient(rtrl!, tbptt!, 1e-12)
+      expect(rtrl!.lossSteps).toBe(5)
     })
   }
 })
