@@ -78,7 +78,9 @@ export interface KeyedUpdate {
  * Many streams, one model: every key (a sensor, a symbol) keeps its own hidden state and
  * truncation window while all keys train the trainer's shared weights and optimizer. Windows
  * store only inputs and states (activations are recomputed at update time), so a key costs
- * (k2 + 1)·(inputs + targets + state) floats; `bytesPerKey` says how many bytes.
+ * (k2 + 1)·(inputs + targets + state) floats; with a forward-mode algorithm (`rtrl`, `snap1`,
+ * `uoro`) each key also carries its own sensitivities and summed gradient (RTRL's S·P floats
+ * are the most). `bytesPerKey` says how many bytes.
  *
  * @example
  * const keyed = new KeyedTrainer(new OnlineTrainer(model, options), { idleMs: 60_000 })
@@ -421,13 +423,13 @@ export class KeyedTrainer {
   }
 
   /**
-   * Bytes of typed-array memory one key holds (its window and states). The JS objects around
-   * them (one small object and a few views per slot) add roughly as much again on the heap:
-   * `npm run bench` measures both.
+   * Bytes of typed-array memory one key holds (its window and states, and a forward-mode
+   * algorithm's sensitivities). The JS objects around them (one small object and a few views
+   * per slot) add roughly as much again on the heap: `npm run bench` measures both.
    */
   bytesPerKey(): number {
     const seq = this.trainer.createSequence({ storeActivations: false })
-    const bytes = seq.slots[0]!.x.buffer.byteLength
+    const bytes = seq.slots[0]!.x.buffer.byteLength + seq.carried.byteLength
     const live = this.maxPending > 0 ? this.trainer.model.initialState().data.byteLength : 0
     const c = this.trainer.model.config
     // A waiting event keeps its x, its target and a copy of its prediction.
