@@ -183,7 +183,7 @@ function onFrame(f) {
     case 'prediction':
       return onPrediction(f)
     case 'hidden':
-      // A dedicated channel, if the server has one: { type: 'hidden', key, h }.
+      // The 'hidden' channel: { type: 'hidden', key, h } (prediction frames never carry h).
       keyHistory(f.key, null)?.pushHidden(f.h)
       return
     case 'update':
@@ -252,7 +252,6 @@ function onPrediction(f) {
     }
   }
   k.predictions.commit()
-  if (f.h) k.pushHidden(f.h)
   if (f.key === state.selected) state.dirty = true
 }
 
@@ -707,7 +706,7 @@ function drawHeatmap(k) {
   ctx.fillStyle = colors.muted
   if (cols.length === 0) {
     ctx.textAlign = 'center'
-    ctx.fillText('waiting for hidden states (prediction frames carry h)…', width / 2, height / 2)
+    ctx.fillText('waiting for hidden states (the hidden channel)…', width / 2, height / 2)
     return
   }
   const units = cols[0].length
@@ -853,17 +852,17 @@ function setStatus(status, text) {
 // ---------------------------------------------------------------- connection
 
 const needsToken = document.body.dataset.auth === 'token'
-let token = null
 let socket = null
 let attempts = 0
-let openedWithToken = false
+let openedOnce = false
 
+// The token never goes into a URL: the page logs in once at dashboard/auth, which sets a
+// session cookie (HttpOnly, SameSite=Strict) that the browser sends with the WebSocket upgrade.
 function socketUrl() {
   const url = new URL('.', location.href)
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
   url.search = ''
   url.hash = ''
-  if (token !== null) url.searchParams.set('token', token)
   return url.href
 }
 
@@ -874,7 +873,7 @@ function connect() {
   let opened = false
   ws.onopen = () => {
     opened = true
-    openedWithToken = true
+    openedOnce = true
     attempts = 0
     ws.send(JSON.stringify({ type: 'hello', id: 1 }))
     ws.send(
@@ -901,7 +900,7 @@ function connect() {
   ws.onclose = () => {
     if (socket !== ws) return
     socket = null
-    if (!opened && needsToken && !openedWithToken) return recheckToken()
+    if (!opened && needsToken) return recheckSession()
     scheduleReconnect()
   }
 }
@@ -913,13 +912,19 @@ function scheduleReconnect() {
   setTimeout(connect, delay)
 }
 
-/** 'ok', 'refused', or 'unreachable'. The server answers 200 either way, so a wrong token logs no error. */
+/**
+ * 'ok', 'refused', 'limited' or 'unreachable'. With a candidate token it logs in (the answer
+ * sets the session cookie); without, it asks whether the cookie is still good. The server
+ * answers 200 either way, so a wrong token logs no error.
+ */
 async function checkToken(candidate) {
   try {
     const response = await fetch('dashboard/auth', {
-      headers: { authorization: `Bearer ${candidate}` },
+      headers: candidate === null ? {} : { authorization: `Bearer ${candidate}` },
       cache: 'no-store',
+      credentials: 'same-origin',
     })
+    if (response.status === 429) return 'limited'
     if (!response.ok) return 'unreachable'
     return (await response.json()).ok ? 'ok' : 'refused'
   } catch {
@@ -927,9 +932,9 @@ async function checkToken(candidate) {
   }
 }
 
-async function recheckToken() {
-  const verdict = await checkToken(token)
-  if (verdict === 'refused') return askToken('The server refused that token.')
+async function recheckSession() {
+  const verdict = await checkToken(null)
+  if (verdict === 'refused') return askToken(openedOnce ? 'The session ended; enter the token again.' : '')
   scheduleReconnect()
 }
 
@@ -945,12 +950,12 @@ $('token-form').addEventListener('submit', async (event) => {
   event.preventDefault()
   const candidate = $('token-input').value
   const verdict = await checkToken(candidate)
-  if (verdict === 'refused') {
-    $('token-error').textContent = 'The server refused that token.'
+  if (verdict === 'refused' || verdict === 'limited') {
+    $('token-error').textContent =
+      verdict === 'limited' ? 'Too many wrong tokens; wait a minute.' : 'The server refused that token.'
     return
   }
-  token = candidate
-  sessionStorage.setItem('rxrnn-token', candidate)
+  $('token-input').value = ''
   $('token-dialog').close()
   connect()
 })
@@ -968,13 +973,8 @@ $('output').addEventListener('change', (event) => {
 
 async function start() {
   if (!needsToken) return connect()
-  const fromUrl = new URLSearchParams(location.search).get('token')
-  const saved = fromUrl ?? sessionStorage.getItem('rxrnn-token')
-  if (saved === null) return askToken('')
-  const verdict = await checkToken(saved)
-  if (verdict === 'refused') return askToken('The server refused the saved token.')
-  token = saved
-  sessionStorage.setItem('rxrnn-token', saved)
+  const verdict = await checkToken(null)
+  if (verdict === 'refused') return askToken('')
   connect()
 }
 

@@ -408,12 +408,12 @@ describe('rxrnn replay', () => {
   })
 
   it('a refused token exits 2 with the HTTP status', async () => {
-    const server = await start({ token: 'right' })
+    const server = await start({ token: 'right-token-0123456789' })
     const file = await csv('t.csv', `${rows.join('\n')}\n`)
     const run = cli(['replay', file, '--url', server.url, '--x', 'a,b', '--token', 'wrong'])
     expect(await run.code).toBe(2)
     expect(run.stderr()).toMatch(/HTTP 401/)
-    const ok = cli(['replay', file, '--url', server.url, '--x', 'a,b', '--token', 'right'])
+    const ok = cli(['replay', file, '--url', server.url, '--x', 'a,b', '--token', 'right-token-0123456789'])
     expect(await ok.code).toBe(0)
   })
 })

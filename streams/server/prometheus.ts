@@ -1,0 +1,142 @@
+/**
+ * `GET /metrics`: the server's figures in the Prometheus text format (prom-client), on a
+ * registry of its own, so two servers in one process do not share or clash. Counters and gauges
+ * are read from the learner and the server when scraped: the tick path only observes the
+ * tick-duration histogram.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+
+/** Where the figures come from (read at scrape time). */
+export interface MetricSources {
+  ticks(): number
+  updates(): number
+  skippedUpdates(): number
+  rolledBackUpdates(): number
+  /** Mean training loss (NaN before the first update). */
+  loss(): number
+  gradNorm(): number
+  clipRate(): number
+  keys(): number
+  evictedKeys(): number
+  connections(): number
+  producers(): number
+  subscribers(): number
+  rejectedByCode(): Iterable<[string, number]>
+  droppedFrames(): number
+  sampledOutFrames(): number
+  slowSubscribersClosed(): number
+  rateLimited(): number
+  refusedByReason(): Iterable<[string, number]>
+  bufferedBytes(): number
+}
+
+/**
+ * @example
+ * const metrics = new ServerMetrics(sources)
+ * res.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.text())
+ */
+export class ServerMetrics {
+  readonly registry = new Registry()
+  /** Seconds from a tick's arrival to its reply being queued. */
+  readonly tickSeconds: Histogram
+
+  constructor(s: MetricSources) {
+    const registers = [this.registry]
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset()
+          this.inc(read())
+        },
+      })
+    }
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = read()
+          if (Number.isFinite(v)) this.set(v)
+          else this.reset()
+        },
+      })
+    }
+    const labelled = (name: string, help: string, label: string, read: () => Iterable<[string, number]>) => {
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset()
+          for (const [value, n] of read()) this.inc({ [label]: value }, n)
+        },
+      })
+    }
+    counter('rxrnn_ticks_total', 'Ticks accepted (predicted and learned from).', s.ticks)
+    counter('rxrnn_updates_total', 'Weight updates run (optimizer steps attempted).', s.updates)
+    counter(
+      'rxrnn_skipped_updates_total',
+      'Updates skipped for a non-finite loss or gradient.',
+      s.skippedUpdates,
+    )
+    counter(
+      'rxrnn_rolled_back_updates_total',
+      'Updates undone because the loss diverged.',
+      s.rolledBackUpdates,
+    )
+    gauge('rxrnn_keys', 'Keys (sequences) with a live hidden state.', s.keys)
+    counter('rxrnn_evicted_keys_total', 'Keys evicted (idle, or over --max-keys).', s.evictedKeys)
+    gauge('rxrnn_connections', 'Open WebSocket connections.', s.connections)
+    gauge('rxrnn_producers', 'Open connections that have sent a tick.', s.producers)
+    gauge('rxrnn_subscribers', 'Open connections with a subscription.', s.subscribers)
+    gauge('rxrnn_loss', 'Training loss, exponential moving average over updates.', s.loss)
+    gauge('rxrnn_grad_norm', 'Global gradient norm of the last update, before clipping.', s.gradNorm)
+    gauge('rxrnn_clip_rate', 'Fraction of recent updates whose gradient was clipped.', s.clipRate)
+    labelled(
+      'rxrnn_rejected_frames_total',
+      'Frames answered with an error, by error code.',
+      'code',
+      s.rejectedByCode,
+    )
+    counter('rxrnn_dropped_frames_total', 'Frames dropped for slow readers (byte budgets).', s.droppedFrames)
+    counter('rxrnn_sampled_out_frames_total', "Frames left out by subscribers' maxRate.", s.sampledOutFrames)
+    counter(
+      'rxrnn_slow_subscribers_closed_total',
+      'Connections closed (1013) for staying over their byte budget.',
+      s.slowSubscribersClosed,
+    )
+    counter(
+      'rxrnn_rate_limited_total',
+      'Ticks refused for creating keys too fast (rate_limited).',
+      s.rateLimited,
+    )
+    labelled(
+      'rxrnn_refused_requests_total',
+      'HTTP requests and upgrades refused, by reason.',
+      'reason',
+      s.refusedByReason,
+    )
+    gauge('rxrnn_buffered_bytes', 'Bytes held for connections that have not read them yet.', s.bufferedBytes)
+    this.tickSeconds = new Histogram({
+      name: 'rxrnn_tick_duration_seconds',
+      help: 'Time to handle one tick: predict, score, queue the reply (deferred updates excluded).',
+      buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2],
+      registers,
+    })
+    // Process metrics (CPU, memory, handles, GC, event-loop lag as nodejs_eventloop_lag_seconds).
+    collectDefaultMetrics({ register: this.registry })
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics()
+  }
+}
