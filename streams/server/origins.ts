@@ -8,7 +8,7 @@ import { isIP } from 'node:net'
 /**
  * The request target as a URL (path and query), or null when it cannot be read: such a request
  * gets 400. Origin-form (`/path?query`) and absolute-form (`http://host/path`) are read;
- * anything else (`//999.999.999.999/`, `http://[/`) is parsed as a path or refused, never thrown.
+ * anything else (`//999.999.999.999/`, `http://[/`) is refused, never thrown.
  *
  * @example
  * requestTarget('/metrics?x=1')?.pathname // '/metrics'
@@ -16,8 +16,9 @@ import { isIP } from 'node:net'
  */
 export function requestTarget(target: string | undefined): URL | null {
   if (target === undefined || target.length === 0) return null
+  // '//host/x' is no path (RFC 3986 forbids an empty first segment) and URL parsers read a host in it.
+  if (target.startsWith('//')) return null
   try {
-    // Concatenated, not resolved against a base: '//host/x' stays a path instead of a host.
     if (target.startsWith('/')) return new URL(`http://localhost${target}`)
     const url = new URL(target)
     return url.protocol === 'http:' ||

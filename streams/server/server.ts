@@ -572,6 +572,8 @@ function rawResponse(r: Refusal): string {
 
 function respond(res: ServerResponse, r: Refusal): void {
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' }
+  // A refused client gets no kept-alive connection to try again on.
+  if (r.status >= 400 && r.status !== 404) headers.connection = 'close'
   if (r.retryAfter) headers['retry-after'] = String(r.retryAfter)
   res.writeHead(r.status, headers).end(`${r.text}\n`)
 }
