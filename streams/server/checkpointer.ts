@@ -51,8 +51,7 @@ export function checkResumed(trainer: OnlineTrainer, path: string, explicit: Exp
   if (problems.length > 0) {
     throw new RxrnnError(
       'bad_snapshot',
-      `Checkpoint ${path} holds non-finite numbers; move it away to start fresh, or resume from an older copy`,
-      problems,
+      `Checkpoint ${path} holds non-finite numbers (${problems.join('; ')}); move it away to start fresh, or resume from an older copy`,
     )
   }
   const c = trainer.model.config as unknown as Record<string, unknown>
@@ -80,8 +79,7 @@ export function checkResumed(trainer: OnlineTrainer, path: string, explicit: Exp
   if (problems.length > 0) {
     throw new RxrnnError(
       'bad_config',
-      `Checkpoint ${path} was written for other model or trainer settings; drop the flags that contradict it (the checkpoint decides them), or move it away to start fresh`,
-      problems,
+      `Checkpoint ${path} was written for other model or trainer settings: ${problems.join('; ')}. Drop the flags that contradict it (the checkpoint decides them), or move it away to start fresh`,
     )
   }
 }
