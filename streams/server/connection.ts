@@ -80,13 +80,13 @@ export class Connection {
 
   /** Sends a frame in this connection's encoding, unless its budget is spent (then it is dropped and counted). */
   send(frame: ServerFrame): void {
-    if (this.refuses()) return
+    if (this.refuses(false)) return
     this.write(encodeFrame(frame, this.encoding), undefined)
   }
 
   /** Sends a frame encoded once for every connection that gets it. */
   sendShared(frame: SharedFrame): void {
-    if (this.refuses()) return
+    if (this.refuses(true)) return
     this.write(frame.bytes(this.encoding), this.encoding === 'json' ? TEXT : undefined)
   }
 
@@ -144,16 +144,26 @@ export class Connection {
     this.held = 0
   }
 
-  private refuses(): boolean {
+  /**
+   * Whether the next frame is dropped: the connection is over its own budget, or (for broadcast
+   * frames) all connections together are over the global one. A connection's own replies (the
+   * answers to its ticks) only answer to its own budget, so stalled subscribers never cost a
+   * producer its predictions.
+   */
+  private refuses(broadcast: boolean): boolean {
     if (this.socket.readyState !== 1) return true
-    if (this.held <= this.budget.perConnection && this.budget.held <= this.budget.total) return false
+    if (this.within(broadcast)) return false
     // The figures may be stale: a reader that caught up since shows it now.
     this.account()
-    if (this.held <= this.budget.perConnection && this.budget.held <= this.budget.total) return false
+    if (this.within(broadcast)) return false
     this.dropped++
     this.budget.dropped++
     if (this.overBudgetSince === 0) this.overBudgetSince = Date.now()
     return true
+  }
+
+  private within(broadcast: boolean): boolean {
+    return this.held <= this.budget.perConnection && (!broadcast || this.budget.held <= this.budget.total)
   }
 
   private write(data: Buffer | string, options: typeof TEXT | undefined): void {
