@@ -19,20 +19,23 @@ import type {
   WelcomeFrame,
 } from '../transport/protocol.js'
 import { PROTOCOL_VERSION } from '../transport/protocol.js'
+import type { TickResult } from './learner.js'
 
 /**
- * The answer to a tick (and, with `target`, what other subscribers of `predictions` get).
+ * The answer to a tick (and, with `target`, what other subscribers of `predictions` get), from
+ * what the learner gave back. A per-tick output added to `TickResult` (a forecast ahead, an
+ * interval, an anomaly score) is copied into the frame here.
  *
  * @example
- * predictionFrame('sensor-7', 42, [0.3]) // { type: 'prediction', key: 'sensor-7', y: [0.3], id: 42 }
+ * predictionFrame('sensor-7', 42, { y: [0.3] }) // { type: 'prediction', key: 'sensor-7', y: [0.3], id: 42 }
  */
 export function predictionFrame(
   key: string,
   id: number | undefined,
-  y: number[],
+  result: TickResult,
   target?: number[],
 ): PredictionFrame {
-  const frame: PredictionFrame = { type: 'prediction', key, y }
+  const frame: PredictionFrame = { type: 'prediction', key, y: result.y }
   if (id !== undefined) frame.id = id
   if (target !== undefined) frame.target = target
   return frame

@@ -141,7 +141,8 @@ export interface RxrnnServer {
   close(code?: number): Promise<void>
 }
 
-const INTERNAL = 'The server failed on this frame; it goes on. Please report this.'
+const INTERNAL =
+  'The server failed on this frame and closes this connection (1011); it goes on. Please report this.'
 
 /**
  * Starts the streaming server: producers push ticks over WebSocket (binary msgpack or JSON
@@ -275,10 +276,10 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       reject(conn, errorFrame(error.code, error.message, tick.id), tick, key)
       return
     }
-    conn.send(predictionFrame(key, tick.id, result.y))
+    conn.send(predictionFrame(key, tick.id, result))
     // Other subscribers also get the target, when the tick had one.
     const target = y === undefined ? undefined : typeof y === 'number' ? [y] : Array.from(y)
-    hub.broadcast('predictions', key, () => predictionFrame(key, tick.id, result.y, target), conn)
+    hub.broadcast('predictions', key, () => predictionFrame(key, tick.id, result, target), conn)
     if (hub.following.hidden > 0) {
       const h = learner.hidden(key)
       if (h) hub.broadcast('hidden', key, () => hiddenFrame(key, h))
@@ -317,20 +318,28 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       reject(conn, decoded.error, data)
       return
     }
+    onFrame(conn, decoded.frame)
+  }
+
+  /** One frame's handling; a bug closes its own connection (1011), never the server. */
+  const onMessageGuarded = (conn: Connection, data: FrameData, isBinary: boolean): void => {
     try {
-      onFrame(conn, decoded.frame)
+      onMessage(conn, data, isBinary)
     } catch (error) {
-      // One bad frame closes its own connection (1011), never the server.
-      log(`internal error on a ${decoded.frame.type} frame: ${error instanceof Error ? error.stack : error}`)
-      conn.send(errorFrame('internal', INTERNAL))
-      conn.socket.close(1011, 'internal error')
+      log(`internal error on a frame from ${conn.address}: ${error instanceof Error ? error.stack : error}`)
+      try {
+        conn.send(errorFrame('internal', INTERNAL))
+        conn.socket.close(1011, 'internal error')
+      } catch {
+        conn.socket.terminate()
+      }
     }
   }
 
   const onConnection = (socket: WebSocket, tcp: Duplex, address: string): void => {
     const conn = new Connection(socket, tcp, address, budget, maxNewKeys)
     hub.add(conn)
-    socket.on('message', (data, isBinary) => onMessage(conn, data as FrameData, isBinary))
+    socket.on('message', (data, isBinary) => onMessageGuarded(conn, data as FrameData, isBinary))
     socket.on('error', (error) => log(`connection error from ${address}: ${error.message}`))
     socket.on('close', () => {
       hub.remove(conn)

@@ -68,6 +68,24 @@ describe('nothing a client sends ends the process', () => {
     expect((await fetch(`http://127.0.0.1:${server.port}/`)).status).toBe(200)
     await alive(server)
   })
+
+  it('a bug while handling a frame closes that connection with 1011 and an internal error frame; others go on', async () => {
+    const server = await start()
+    // Plant a bug: the trainer throws a plain Error (not a refusal) for one key.
+    const observe = server.keyed.observeDeferred.bind(server.keyed)
+    server.keyed.observeDeferred = (key, x, y) => {
+      if (key === 'bug') throw new TypeError('a bug in the trainer')
+      return observe(key, x, y)
+    }
+    const victim = await open(server.url)
+    const bystander = await open(server.url)
+    victim.send({ type: 'tick', key: 'bug', x: [1, 2] })
+    await victim.waitFor((f) => f.type === 'error' && f.code === 'internal')
+    await expect(victim.waitFor(() => false, 0, 5_000)).rejects.toThrow(/closed \(1011\)/)
+    expect(server.logs.join('\n')).toMatch(/internal error on a frame .*TypeError: a bug in the trainer/s)
+    bystander.send({ type: 'tick', key: 'fine', x: [1, 2], id: 1 })
+    await bystander.waitFor((f) => f.type === 'prediction' && f.id === 1)
+  })
 })
 
 describe('origins and hosts', () => {
