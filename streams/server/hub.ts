@@ -59,6 +59,37 @@ export class Hub {
     return { producers, subscribers }
   }
 
+  /**
+   * Pings every connection, and terminates those that sent nothing (not even a pong) for
+   * `idleTimeoutMs`; returns how many it terminated.
+   */
+  heartbeat(now: number, idleTimeoutMs: number): number {
+    let dead = 0
+    for (const conn of this.connections) {
+      if (now - conn.lastSeen > idleTimeoutMs) {
+        dead++
+        conn.socket.terminate()
+      } else conn.socket.ping()
+    }
+    return dead
+  }
+
+  /**
+   * Closes (1013) the connections over their byte budget for `graceMs` and returns them. Their
+   * buffers are full, so the close frame may never leave: they are terminated a second later.
+   */
+  closeSlowReaders(now: number, graceMs: number): Connection[] {
+    const closed: Connection[] = []
+    for (const conn of this.connections) {
+      if (!conn.sweep(now, graceMs)) continue
+      closed.push(conn)
+      this.remove(conn)
+      conn.socket.close(1013, 'too slow: subscribe to less, or set maxRate')
+      setTimeout(() => conn.socket.terminate(), 1000).unref()
+    }
+    return closed
+  }
+
   private setChannels(conn: Connection, channels: Iterable<Channel>): void {
     for (const c of conn.channels) this.following[c]--
     conn.channels = new Set(channels)

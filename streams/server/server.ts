@@ -1,10 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createServer as createHttpServer } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import { WebSocketServer } from 'ws'
 import type { KeyedTrainer, Model, ModelConfig, OnlineTrainer, TrainerOptions } from '../../src/index.js'
 import { RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../operators/monitor.js'
@@ -30,10 +26,11 @@ import {
   updateFrame,
   welcomeFrame,
 } from './frames.js'
+import { FrontDoor } from './front-door.js'
 import { Hub } from './hub.js'
 import { Learner } from './learner.js'
 import { ConnectionLimits, defaultMaxMemory, heapBytesPerKey, memoryProblem } from './limits.js'
-import { hostProblem, originPolicy, originProblem, requestTarget } from './origins.js'
+import { originPolicy } from './origins.js'
 import { ServerMetrics } from './prometheus.js'
 import { TokenGate, tokenProblem } from './tokens.js'
 
@@ -167,7 +164,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   }
   const host = options.host ?? '127.0.0.1'
   const hub = new Hub()
-  const counts = { slowClosed: 0, rateLimited: 0, deadPeers: 0, refused: new Map<string, number>() }
+  const counts = { slowClosed: 0, rateLimited: 0, deadPeers: 0 }
 
   // The learner, resumed from the checkpoint when there is one.
   const checkpointPath = options.checkpoint?.path
@@ -216,8 +213,6 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     sampledOut: 0,
   }
   const maxNewKeys = options.maxNewKeysPerSecond ?? 1000
-  const limits = new ConnectionLimits(options.maxConnections ?? 1024, options.maxConnectionsPerAddress ?? 256)
-  const policy = originPolicy(host, options.allowedHosts, options.allowOrigins)
   const gate = new TokenGate(options.token, { secure: options.tls !== undefined })
 
   const metrics = (): MetricsFrame =>
@@ -248,7 +243,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     sampledOutFrames: () => budget.sampledOut,
     slowSubscribersClosed: () => counts.slowClosed,
     rateLimited: () => counts.rateLimited,
-    refusedByReason: () => counts.refused,
+    refusedByReason: (): Iterable<[string, number]> => door.refused,
     bufferedBytes: () => budget.held,
   })
 
@@ -347,134 +342,23 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     })
   }
 
-  const refuse = (reason: string, address: string, problem: string): void => {
-    counts.refused.set(reason, (counts.refused.get(reason) ?? 0) + 1)
-    log(`refused ${address}: ${problem}`)
-  }
-  const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false })
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    // Until ws takes the socket over nothing listens for its errors: a client that resets now
-    // (ECONNRESET on a write) must not crash the server.
-    socket.on('error', () => {})
-    const address = req.socket.remoteAddress ?? 'unknown'
-    const url = requestTarget(req.url)
-    const refusal = admission(req, url, address, true)
-    if (refusal) return void socket.end(rawResponse(refusal))
-    const full = limits.admit(address)
-    if (full) {
-      refuse('connections', address, full)
-      return void socket.end(rawResponse({ status: 503, text: `too many connections: ${full}` }))
-    }
-    socket.once('close', () => limits.release(address))
-    wss.handleUpgrade(req, socket, head, (ws) => guard(() => onConnection(ws, socket, address), socket))
-  }
-
-  /** Why a request is refused before any route sees it, or undefined. */
-  const admission = (
-    req: IncomingMessage,
-    url: URL | null,
-    address: string,
-    upgrade: boolean,
-  ): Refusal | undefined => {
-    if (url === null) {
-      refuse('target', address, 'a request target that cannot be read')
-      return { status: 400, text: 'the request target cannot be read' }
-    }
-    const hostIssue = hostProblem(policy, req.headers.host)
-    if (hostIssue) {
-      refuse('host', address, hostIssue)
-      return { status: 403, text: hostIssue }
-    }
-    if (!upgrade) return undefined
-    const originIssue = originProblem(policy, req.headers.origin, req.headers.host)
-    if (originIssue) {
-      refuse('origin', address, originIssue)
-      return { status: 403, text: originIssue }
-    }
-    return tokenRefusal(req, url, address)
-  }
-  const tokenRefusal = (req: IncomingMessage, url: URL, address: string): Refusal | undefined => {
-    const verdict = gate.authorize(address, req, url)
-    if (verdict === 'ok') return undefined
-    if (verdict === 'limited') {
-      refuse('token_limited', address, 'too many wrong tokens')
-      return {
-        status: 429,
-        text: 'too many wrong tokens; try again later',
-        retryAfter: gate.retryAfter(address),
-      }
-    }
-    refuse('token', address, 'wrong or missing token')
-    return { status: 401, text: 'a token is required: send Authorization: Bearer <token>' }
-  }
-
-  const dashboard = options.dashboard === false ? undefined : dashboardRoutes({ gate })
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const address = req.socket.remoteAddress ?? 'unknown'
-    const url = requestTarget(req.url)
-    const refusal = admission(req, url, address, false)
-    if (refusal) {
-      respond(res, refusal)
-      return
-    }
-    if (url!.pathname === '/metrics') {
-      const denied = tokenRefusal(req, url!, address)
-      if (denied) {
-        respond(res, denied)
-        return
-      }
-      void prometheus.text().then(
-        (text) => res.writeHead(200, { 'content-type': prometheus.contentType }).end(text),
-        (error: unknown) => {
-          log(`internal error in /metrics: ${error instanceof Error ? error.stack : error}`)
-          respond(res, { status: 500, text: 'internal error' })
-        },
-      )
-      return
-    }
-    if (options.http?.(req, res)) return
-    if (dashboard?.(req, res)) return
-    respond(res, { status: 404, text: 'rxrnn: connect with WebSocket' })
-  }
-
-  /** Runs a listener; an exception ends that one socket (500 or 1011), is logged, and the server goes on. */
-  const guard = (run: () => void, socket: Duplex | ServerResponse): void => {
-    try {
-      run()
-    } catch (error) {
-      log(`internal error: ${error instanceof Error ? error.stack : error}`)
-      if ('writeHead' in socket) {
-        if (!socket.headersSent) respond(socket, { status: 500, text: 'internal error' })
-        else socket.destroy()
-      } else socket.destroy()
-    }
-  }
-
-  const headersTimeout = options.headersTimeoutMs ?? 10_000
-  const serverOptions = {
-    headersTimeout,
-    requestTimeout: Math.max(headersTimeout, options.requestTimeoutMs ?? 30_000),
-    // How often Node looks for requests past those timeouts (its default, 30 s, would let them linger).
-    connectionsCheckingInterval: Math.min(1000, Math.max(50, headersTimeout / 4)),
-  }
-  const handler = (req: IncomingMessage, res: ServerResponse) => guard(() => onRequest(req, res), res)
-  const http = options.tls
-    ? createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, handler)
-    : createHttpServer(serverOptions, handler)
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-    guard(() => onUpgrade(req, socket, head), socket),
-  )
-  // TLS handshakes that fail, and other per-socket trouble before a request, end that socket only.
-  http.on('clientError', (error: Error, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
-    else socket.destroy()
-    void error
+  const door = new FrontDoor({
+    policy: originPolicy(host, options.allowedHosts, options.allowOrigins),
+    gate,
+    limits: new ConnectionLimits(options.maxConnections ?? 1024, options.maxConnectionsPerAddress ?? 256),
+    routes: [options.http, options.dashboard === false ? undefined : dashboardRoutes({ gate })],
+    metrics: prometheus,
+    onSocket: onConnection,
+    maxPayload,
+    ...(options.tls ? { tls: options.tls } : {}),
+    headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    log,
   })
-  http.on('tlsClientError', () => {})
 
   const timers: NodeJS.Timeout[] = []
   const every = (ms: number, run: () => void): void => {
-    const timer = setInterval(() => guard(run, noSocket), ms)
+    const timer = setInterval(() => door.guard(run), ms)
     timer.unref()
     timers.push(timer)
   }
@@ -482,39 +366,20 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   if (options.idleMs !== undefined) every(Math.max(100, options.idleMs / 2), () => learner.evictIdle())
   const idleTimeout = options.idleTimeoutMs ?? 30_000
   every(options.pingIntervalMs ?? 5000, () => {
-    const now = Date.now()
-    for (const conn of hub.connections) {
-      if (now - conn.lastSeen > idleTimeout) {
-        counts.deadPeers++
-        conn.socket.terminate()
-      } else conn.socket.ping()
-    }
+    counts.deadPeers += hub.heartbeat(Date.now(), idleTimeout)
   })
   const grace = options.slowReaderGraceMs ?? 5000
   every(Math.max(10, Math.min(250, grace / 4)), () => {
-    const now = Date.now()
-    for (const conn of hub.connections) {
-      if (!conn.sweep(now, grace)) continue
+    for (const conn of hub.closeSlowReaders(Date.now(), grace)) {
       counts.slowClosed++
       log(
         `closed ${conn.address}: over its byte budget for ${grace} ms (a reader too slow for its subscription)`,
       )
-      hub.remove(conn)
-      conn.socket.close(1013, 'too slow: subscribe to less, or set maxRate')
-      // Its buffer is full: the close frame may never leave. Free the memory soon either way.
-      setTimeout(() => conn.socket.terminate(), 1000).unref()
     }
   })
   checkpointer?.start()
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(options.port ?? 0, host, () => {
-      http.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (http.address() as AddressInfo).port
+  const port = await door.listen(options.port ?? 0, host)
   gate.cookieName = `rxrnn_session_${port}`
   const urlHost = host.includes(':') ? `[${host}]` : host
 
@@ -539,53 +404,11 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       const final = checkpointer?.final()
       // Settled here, thrown below: the server stops listening whatever the checkpoint does.
       final?.catch(() => {})
-      await new Promise<void>((resolve) => {
-        wss.close()
-        http.close(() => resolve())
-        // Peers that do not answer the close handshake are cut after a grace period.
-        setTimeout(() => {
-          for (const conn of hub.connections) conn.socket.terminate()
-          http.closeAllConnections()
-        }, 1000).unref()
+      // Peers that do not answer the close handshake are cut after a grace period.
+      await door.close(1000, () => {
+        for (const conn of hub.connections) conn.socket.terminate()
       })
       await final
     },
   }
 }
-
-interface Refusal {
-  status: number
-  text: string
-  retryAfter?: number
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-}
-
-/** A refusal as raw HTTP, for a socket ws has not taken over. */
-function rawResponse(r: Refusal): string {
-  const body = `${r.text}\n`
-  const retry = r.retryAfter ? `Retry-After: ${r.retryAfter}\r\n` : ''
-  return (
-    `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status] ?? 'Error'}\r\nConnection: close\r\n${retry}` +
-    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-  )
-}
-
-function respond(res: ServerResponse, r: Refusal): void {
-  const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' }
-  // A refused client gets no kept-alive connection to try again on.
-  if (r.status >= 400 && r.status !== 404) headers.connection = 'close'
-  if (r.retryAfter) headers['retry-after'] = String(r.retryAfter)
-  res.writeHead(r.status, headers).end(`${r.text}\n`)
-}
-
-/** For timers: an exception in one is logged, and there is no socket to end. */
-const noSocket = { destroy() {} } as unknown as Duplex
