@@ -1,31 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
-import type { WebSocket } from 'ws'
 import type { KeyedTrainer, Model, ModelConfig, OnlineTrainer, TrainerOptions } from '../../src/index.js'
 import { RxrnnError } from '../../src/index.js'
 import type { Monitor } from '../operators/monitor.js'
-import type { FrameData } from '../transport/codec.js'
-import { decodeClientFrame } from '../transport/codec.js'
-import type {
-  ClientFrame,
-  ErrorFrame,
-  FrameExpectations,
-  MetricsFrame,
-  TickFrame,
-} from '../transport/protocol.js'
-import { DEFAULT_MAX_SUBSCRIBE_KEYS, errorFrame } from '../transport/protocol.js'
+import type { FrameExpectations, MetricsFrame } from '../transport/protocol.js'
+import { DEFAULT_MAX_SUBSCRIBE_KEYS } from '../transport/protocol.js'
 import { readCheckpoint, removeStaleTemporaries } from './checkpoint.js'
 import { Checkpointer, checkResumed, type ExplicitSettings } from './checkpointer.js'
-import { Connection, type SendBudget } from './connection.js'
+import type { SendBudget } from './connection.js'
 import { dashboardRoutes } from './dashboard/index.js'
-import {
-  hiddenFrame,
-  metricsFrame,
-  predictionFrame,
-  subscribedFrame,
-  updateFrame,
-  welcomeFrame,
-} from './frames.js'
+import { Dispatcher } from './dispatcher.js'
+import { metricsFrame, updateFrame } from './frames.js'
 import { FrontDoor } from './front-door.js'
 import { Hub } from './hub.js'
 import { Learner } from './learner.js'
@@ -138,9 +122,6 @@ export interface RxrnnServer {
   close(code?: number): Promise<void>
 }
 
-const INTERNAL =
-  'The server failed on this frame and closes this connection (1011); it goes on. Please report this.'
-
 /**
  * Starts the streaming server: producers push ticks over WebSocket (binary msgpack or JSON
  * text), the model learns online per key (shared weights, per-key hidden state and TBPTT
@@ -212,7 +193,6 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     dropped: 0,
     sampledOut: 0,
   }
-  const maxNewKeys = options.maxNewKeysPerSecond ?? 1000
   const gate = new TokenGate(options.token, { secure: options.tls !== undefined })
 
   const metrics = (): MetricsFrame =>
@@ -247,100 +227,17 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     bufferedBytes: () => budget.held,
   })
 
-  const reject = (conn: Connection, error: ErrorFrame, event: unknown, key?: string): void => {
-    monitor.reject(new RxrnnError(error.code, error.message), event, key)
-    learner.reject(error)
-    conn.send(error)
-  }
-
-  const onTick = (conn: Connection, tick: TickFrame): void => {
-    const started = performance.now()
-    conn.producer = true
-    const { key, y } = tick
-    if (!learner.has(key) && !conn.newKeys.take(started)) {
-      counts.rateLimited++
-      const message = `this connection creates keys faster than ${maxNewKeys} per second (--max-new-keys-per-second); reuse keys, or send new ones more slowly`
-      reject(conn, errorFrame('rate_limited', message, tick.id), tick, key)
-      return
-    }
-    let result: ReturnType<Learner['tick']>
-    try {
-      result = learner.tick(key, tick.x, y)
-    } catch (error) {
-      if (!(error instanceof RxrnnError)) throw error
-      reject(conn, errorFrame(error.code, error.message, tick.id), tick, key)
-      return
-    }
-    conn.send(predictionFrame(key, tick.id, result))
-    // Other subscribers also get the target, when the tick had one.
-    const target = y === undefined ? undefined : typeof y === 'number' ? [y] : Array.from(y)
-    hub.broadcast('predictions', key, () => predictionFrame(key, tick.id, result, target), conn)
-    if (hub.following.hidden > 0) {
-      const h = learner.hidden(key)
-      if (h) hub.broadcast('hidden', key, () => hiddenFrame(key, h))
-    }
-    prometheus.tickSeconds.observe((performance.now() - started) / 1000)
-  }
-
-  const onFrame = (conn: Connection, frame: ClientFrame): void => {
-    switch (frame.type) {
-      case 'tick':
-        onTick(conn, frame)
-        return
-      case 'subscribe':
-        hub.subscribe(conn, frame)
-        conn.send(subscribedFrame(frame.channels, frame.keys, frame.id))
-        if (conn.channels.has('metrics')) conn.send(metrics())
-        return
-      case 'unsubscribe':
-        hub.unsubscribe(conn)
-        conn.send(subscribedFrame([], undefined, frame.id))
-        return
-      case 'reset':
-        learner.reset(frame.key)
-        return
-      case 'hello':
-        conn.send(welcomeFrame(learner.summary, frame.id))
-        return
-    }
-  }
-
-  const onMessage = (conn: Connection, data: FrameData, isBinary: boolean): void => {
-    conn.lastSeen = Date.now()
-    const decoded = decodeClientFrame(data, isBinary, expect)
-    conn.encoding = decoded.encoding
-    if (!decoded.ok) {
-      reject(conn, decoded.error, data)
-      return
-    }
-    onFrame(conn, decoded.frame)
-  }
-
-  /** One frame's handling; a bug closes its own connection (1011), never the server. */
-  const onMessageGuarded = (conn: Connection, data: FrameData, isBinary: boolean): void => {
-    try {
-      onMessage(conn, data, isBinary)
-    } catch (error) {
-      log(`internal error on a frame from ${conn.address}: ${error instanceof Error ? error.stack : error}`)
-      try {
-        conn.send(errorFrame('internal', INTERNAL))
-        conn.socket.close(1011, 'internal error')
-      } catch {
-        conn.socket.terminate()
-      }
-    }
-  }
-
-  const onConnection = (socket: WebSocket, tcp: Duplex, address: string): void => {
-    const conn = new Connection(socket, tcp, address, budget, maxNewKeys)
-    hub.add(conn)
-    socket.on('message', (data, isBinary) => onMessageGuarded(conn, data as FrameData, isBinary))
-    socket.on('error', (error) => log(`connection error from ${address}: ${error.message}`))
-    socket.on('close', () => {
-      hub.remove(conn)
-      conn.release()
-    })
-  }
+  const dispatcher = new Dispatcher({
+    learner,
+    hub,
+    budget,
+    expect,
+    maxNewKeysPerSecond: options.maxNewKeysPerSecond ?? 1000,
+    metrics,
+    tickSeconds: prometheus.tickSeconds,
+    counts,
+    log,
+  })
 
   const door = new FrontDoor({
     policy: originPolicy(host, options.allowedHosts, options.allowOrigins),
@@ -348,7 +245,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     limits: new ConnectionLimits(options.maxConnections ?? 1024, options.maxConnectionsPerAddress ?? 256),
     routes: [options.http, options.dashboard === false ? undefined : dashboardRoutes({ gate })],
     metrics: prometheus,
-    onSocket: onConnection,
+    onSocket: (ws, tcp, address) => dispatcher.connect(ws, tcp, address),
     maxPayload,
     ...(options.tls ? { tls: options.tls } : {}),
     headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
@@ -356,6 +253,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     log,
   })
 
+  const port = await door.listen(options.port ?? 0, host)
   const timers: NodeJS.Timeout[] = []
   const every = (ms: number, run: () => void): void => {
     const timer = setInterval(() => door.guard(run), ms)
@@ -379,7 +277,6 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   })
   checkpointer?.start()
 
-  const port = await door.listen(options.port ?? 0, host)
   gate.cookieName = `rxrnn_session_${port}`
   const urlHost = host.includes(':') ? `[${host}]` : host
 
