@@ -308,6 +308,21 @@ export type ServerFrame =
 
 export type Frame = ClientFrame | ServerFrame
 
+/**
+ * A decoded value as the server frame its `type` names, or undefined when it is no object or
+ * names no server frame. The check is shallow (the server is trusted to send what the protocol
+ * says): it replaces a cast, so that a client switches on `type` and gets the frame's own type.
+ *
+ * @example
+ * const frame = asServerFrame(decoded.value)
+ * if (frame?.type === 'metrics') console.log(frame.eventsPerSecond)
+ */
+export function asServerFrame(value: unknown): ServerFrame | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const type = (value as { type?: unknown }).type
+  return (SERVER_FRAME_TYPES as readonly unknown[]).includes(type) ? (value as ServerFrame) : undefined
+}
+
 /** What the server knows about the model, so that a tick that cannot fit it is rejected up front. */
 export interface FrameExpectations {
   /** Required length of `x`. */
