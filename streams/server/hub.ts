@@ -69,7 +69,7 @@ export class Hub {
       if (now - conn.lastSeen > idleTimeoutMs) {
         dead++
         conn.socket.terminate()
-      } else conn.socket.ping()
+      } else if (conn.socket.readyState === 1) conn.socket.ping()
     }
     return dead
   }

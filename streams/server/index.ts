@@ -5,10 +5,10 @@
  */
 
 export { parseDuration, readCheckpoint, writeFileAtomic } from './checkpoint.js'
+export type { ExplicitSettings } from './checkpointer.js'
 export type { DashboardOptions } from './dashboard/index.js'
 export { dashboardRoutes } from './dashboard/index.js'
 export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'
 export { csvRows$, readCsv, selectColumns } from './feeds/csv.js'
-export type { ExplicitSettings } from './checkpointer.js'
 export type { RxrnnServer, ServeOptions } from './server.js'
 export { serve } from './server.js'

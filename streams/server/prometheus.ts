@@ -27,6 +27,7 @@ export interface MetricSources {
   slowSubscribersClosed(): number
   rateLimited(): number
   refusedByReason(): Iterable<[string, number]>
+  deadPeers(): number
   bufferedBytes(): number
 }
 
@@ -120,6 +121,11 @@ export class ServerMetrics {
       'HTTP requests and upgrades refused, by reason.',
       'reason',
       s.refusedByReason,
+    )
+    counter(
+      'rxrnn_dead_peers_total',
+      'Connections terminated for answering no ping within --idle-timeout.',
+      s.deadPeers,
     )
     gauge('rxrnn_buffered_bytes', 'Bytes held for connections that have not read them yet.', s.bufferedBytes)
     this.tickSeconds = new Histogram({

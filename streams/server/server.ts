@@ -144,6 +144,14 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     if (problem) throw new RxrnnError('bad_config', `Cannot serve with this --token: ${problem}`)
   }
   const host = options.host ?? '127.0.0.1'
+  const pingInterval = options.pingIntervalMs ?? 5000
+  const idleTimeout = options.idleTimeoutMs ?? 30_000
+  if (!(idleTimeout > pingInterval)) {
+    throw new RxrnnError(
+      'bad_config',
+      `--idle-timeout (${idleTimeout} ms) must be longer than --ping-interval (${pingInterval} ms): live peers answer each ping`,
+    )
+  }
   const hub = new Hub()
   const counts = { slowClosed: 0, rateLimited: 0, deadPeers: 0 }
 
@@ -225,6 +233,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     rateLimited: () => counts.rateLimited,
     refusedByReason: (): Iterable<[string, number]> => door.refused,
     bufferedBytes: () => budget.held,
+    deadPeers: () => counts.deadPeers,
   })
 
   const dispatcher = new Dispatcher({
@@ -262,8 +271,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   }
   every(options.metricsIntervalMs ?? 1000, () => hub.broadcast('metrics', null, metrics))
   if (options.idleMs !== undefined) every(Math.max(100, options.idleMs / 2), () => learner.evictIdle())
-  const idleTimeout = options.idleTimeoutMs ?? 30_000
-  every(options.pingIntervalMs ?? 5000, () => {
+  every(pingInterval, () => {
     counts.deadPeers += hub.heartbeat(Date.now(), idleTimeout)
   })
   const grace = options.slowReaderGraceMs ?? 5000

@@ -206,6 +206,8 @@ describe('connection limits', () => {
     await once(dead, 'close')
     expect(live.closed).toBe(false)
     await live.fence(1)
+    const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text()
+    expect(metrics).toMatch(/^rxrnn_dead_peers_total 1$/m)
   })
 
   it('half-sent requests are cut after the headers timeout: they cannot hold the port', async () => {
