@@ -53,6 +53,8 @@ export class Learner {
   private readonly targetScratch = new Float64Array(1)
   private readonly deferUpdates: boolean
   private readonly onUpdate: (key: string, report: UpdateReport) => void
+  /** Reused by every tick (its fields are replaced, never mutated in place): no allocation per tick. */
+  private readonly result: TickResult = { y: [] }
   private flushScheduled = false
   private readonly flushBound = () => this.flush()
 
@@ -112,7 +114,9 @@ export class Learner {
 
   /**
    * Predicts for the tick, then learns from it (now, or deferred until the current batch of
-   * replies is out). Throws RxrnnError for a tick the model cannot take; the state is then unchanged.
+   * replies is out). Throws RxrnnError for a tick the model cannot take; the state is then
+   * unchanged. The result object is reused by the next tick: read it before then (its arrays are
+   * fresh each tick and may be kept).
    */
   tick(key: string, x: NumericVector, y: number | NumericVector | undefined): TickResult {
     let output: ArrayLike<number>
@@ -131,7 +135,8 @@ export class Learner {
     this.monitor.event()
     if (y !== undefined) this.score(key, prediction, y)
     for (const u of updates) this.report(key, u)
-    return { y: prediction }
+    this.result.y = prediction
+    return this.result
   }
 
   /** Counts a refused tick or frame. */
