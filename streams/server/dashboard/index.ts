@@ -50,7 +50,8 @@ const contentSecurityPolicy = [
  * `serve()` mounts it by default; mount it yourself on another HTTP server with a WebSocket
  * proxy to the rxrnn server at the same address.
  *
- * Routes: `/` and `/index.html` (the page), `/dashboard/app.js`, `/dashboard/style.css`,
+ * Routes: `/` and `/index.html` (the page), `/dashboard/app.js` and the modules it imports,
+ * `/dashboard/style.css`,
  * `/dashboard/uPlot.iife.min.js`, `/dashboard/uPlot.min.css`, and `/dashboard/auth`: with
  * `Authorization: Bearer <token>` the page logs in (on the right token the answer sets the
  * session cookie), without it the page asks whether its cookie is still good; the answer is
@@ -71,7 +72,6 @@ export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
   const assets = new Map<string, Asset>([
     ['/', { body: Buffer.from(dashboardHtml({ auth })), type: 'text/html; charset=utf-8' }],
     ['/dashboard/style.css', { body: Buffer.from(dashboardCss), type: 'text/css; charset=utf-8' }],
-    ['/dashboard/app.js', { body: readAppModule(), type: 'text/javascript; charset=utf-8' }],
     [
       '/dashboard/uPlot.iife.min.js',
       { body: readFileSync(join(uplot, 'uPlot.iife.min.js')), type: 'text/javascript; charset=utf-8' },
@@ -82,6 +82,9 @@ export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
     ],
   ])
   assets.set('/index.html', assets.get('/')!)
+  for (const name of BROWSER_MODULES) {
+    assets.set(`/dashboard/${name}.js`, { body: browserModule(name), type: 'text/javascript; charset=utf-8' })
+  }
 
   return (req, res) => {
     const path = requestTarget(req.url)?.pathname
@@ -127,20 +130,55 @@ export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
   }
 }
 
+/** The page's modules (browser/*.ts), served as /dashboard/<name>.js; app imports the others. */
+const BROWSER_MODULES = [
+  'app',
+  'state',
+  'plot',
+  'frames',
+  'charts',
+  'heatmap',
+  'header',
+  'connection',
+] as const
+
+/** Compiled modules, shared by every server in the process. */
+const compiled = new Map<string, Buffer>()
+
 /**
- * The browser module. It is plain JavaScript kept in app.ts so that tsc ships it to dist with
- * the rest: next to this module it is app.js when running from dist, app.ts under tsx or vitest
- * (where its source is already valid JavaScript).
+ * A browser module as JavaScript: browser/<name>.js when running from dist (tsc compiled it,
+ * see browser/tsconfig.build.json), else browser/<name>.ts with its types stripped by esbuild
+ * (a development dependency, present wherever the sources run under tsx or vitest).
  */
-function readAppModule(): Buffer {
-  for (const name of ['app.js', 'app.ts']) {
-    const path = fileURLToPath(new URL(name, import.meta.url))
-    if (existsSync(path)) return readFileSync(path)
+function browserModule(name: string): Buffer {
+  const cached = compiled.get(name)
+  if (cached) return cached
+  const js = fileURLToPath(new URL(`browser/${name}.js`, import.meta.url))
+  const ts = fileURLToPath(new URL(`browser/${name}.ts`, import.meta.url))
+  let body: Buffer
+  if (existsSync(js)) body = readFileSync(js)
+  else if (existsSync(ts)) {
+    const require = createRequire(import.meta.url)
+    let esbuild: { transformSync(code: string, options: object): { code: string } }
+    try {
+      esbuild = require('esbuild')
+    } catch {
+      throw new RxrnnError(
+        'internal',
+        `The dashboard's page script is TypeScript here (${ts}) and esbuild is not installed to compile it: run npm install, or npm run build and use dist, or serve with dashboard: false`,
+      )
+    }
+    body = Buffer.from(
+      esbuild.transformSync(readFileSync(ts, 'utf8'), { loader: 'ts', format: 'esm', target: 'es2022' }).code,
+    )
+  } else {
+    throw new RxrnnError(
+      'internal',
+      `The dashboard's module ${name} is missing next to ${fileURLToPath(import.meta.url)}; reinstall rxrnn, or serve with dashboard: false`,
+    )
   }
-  throw new RxrnnError(
-    'internal',
-    `The dashboard's app module is missing next to ${fileURLToPath(import.meta.url)}; reinstall rxrnn, or serve with dashboard: false`,
-  )
+  compiled.set(name, body)
+  return body
 }
 
 /** uPlot's dist folder, found through Node's resolution from here, whatever its package exports allow. */
