@@ -210,7 +210,7 @@ describe('connection limits', () => {
     expect(metrics).toMatch(/^rxrnn_dead_peers_total 1$/m)
   })
 
-  it('half-sent requests are cut after the headers timeout: they cannot hold the port', async () => {
+  it('half-sent requests and silent sockets are cut after the headers timeout: they cannot hold the port', async () => {
     const server = await start({ headersTimeoutMs: 300, requestTimeoutMs: 600 })
     const sockets: Socket[] = []
     for (let i = 0; i < 100; i++) {
@@ -218,7 +218,8 @@ describe('connection limits', () => {
       socket.on('error', () => {})
       // Read (and discard) the answer, so the server's close is seen.
       socket.resume()
-      socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ')
+      // Half of them send half a request, half send nothing at all.
+      if (i % 2 === 0) socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ')
       sockets.push(socket)
     }
     await Promise.all(sockets.map((s) => once(s, 'close')))
