@@ -5,7 +5,6 @@
  * bug on one frame closes that connection (1011), never the server.
  */
 import type { Duplex } from 'node:stream'
-import type { Histogram } from 'prom-client'
 import type { WebSocket } from 'ws'
 import { RxrnnError } from '../../src/index.js'
 import type { FrameData } from '../transport/codec.js'
@@ -36,7 +35,7 @@ export interface DispatcherOptions {
   /** The metrics frame a new metrics subscriber gets at once. */
   metrics(): MetricsFrame
   /** Observes each tick's handling time, in seconds. */
-  tickSeconds: Pick<Histogram, 'observe'>
+  tickSeconds: { observe(seconds: number): void }
   /** Counted here: ticks refused for new keys too fast. */
   counts: { rateLimited: number }
   log(line: string): void

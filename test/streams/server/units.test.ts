@@ -1,5 +1,6 @@
 /** The server's small units on their own: origins and hosts, the token gate, and the limits. */
 import type { IncomingMessage } from 'node:http'
+import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { ConnectionLimits, formatBytes, memoryProblem, RateBucket } from '../../../streams/server/limits.js'
 import {
@@ -9,6 +10,7 @@ import {
   originProblem,
   requestTarget,
 } from '../../../streams/server/origins.js'
+import { FastHistogram } from '../../../streams/server/prometheus.js'
 import { readCookie, TokenGate, tokenProblem } from '../../../streams/server/tokens.js'
 
 const TOKEN = 'unit-token-0123456789'
@@ -133,5 +135,21 @@ describe('limits', () => {
       /^--max-keys 100000 × 4\.0 MiB per key .* = 391 GiB, over --max-memory 8\.0 GiB: lower --max-keys \(at most 2048 fit\)/,
     )
     expect(formatBytes(512)).toBe('512 bytes')
+  })
+})
+
+describe('FastHistogram', () => {
+  it('prints cumulative buckets, +Inf, sum and count in the Prometheus text format', async () => {
+    const registry = new Registry()
+    const h = new FastHistogram('t_seconds', 'Time.', [0.1, 1])
+    registry.registerMetric(h as never)
+    for (const v of [0.05, 0.5, 0.7, 3, Number.NaN]) h.observe(v)
+    const text = await registry.metrics()
+    expect(text).toContain('# TYPE t_seconds histogram')
+    expect(text).toMatch(/^t_seconds_bucket\{le="0\.1"\} 1$/m)
+    expect(text).toMatch(/^t_seconds_bucket\{le="1"\} 3$/m)
+    expect(text).toMatch(/^t_seconds_bucket\{le="\+Inf"\} 4$/m)
+    expect(text).toMatch(/^t_seconds_sum 4\.25$/m)
+    expect(text).toMatch(/^t_seconds_count 4$/m)
   })
 })
