@@ -1,3 +1,16 @@
+/**
+ * `serve()`: wires the server's units together. Each is a file of its own, testable without the
+ * others: `learner.ts` (keyed trainer, monitor, deferred updates; no transport), `frames.ts`
+ * (pure frame builders, encode-once `SharedFrame`), `connection.ts` (one client: corking,
+ * subscription, byte budget), `hub.ts` (connections, broadcast, heartbeat, slow readers),
+ * `dispatcher.ts` (what each client frame does), `front-door.ts` (HTTP/HTTPS, upgrade admission,
+ * /metrics), `origins.ts`, `tokens.ts`, `limits.ts`, `checkpointer.ts`, `prometheus.ts`.
+ *
+ * Extension points: a further per-tick output (a forecast ahead, an interval, an anomaly score)
+ * is a field of `TickResult` set in `Learner.tick` and copied into the prediction frame by
+ * `predictionFrame`; another transport (a NATS gateway) drives a `Learner` directly and builds
+ * its replies with `frames.ts`, or calls `Dispatcher` with its own connections.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { KeyedTrainer, Model, ModelConfig, OnlineTrainer, TrainerOptions } from '../../src/index.js'
 import { RxrnnError } from '../../src/index.js'
