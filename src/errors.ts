@@ -32,6 +32,8 @@ export type RxrnnErrorCode =
   | 'missing_key'
   | 'bad_key'
   | 'payload_too_large'
+  /** A server limit refused the frame (new keys per second); retry later, more slowly. */
+  | 'rate_limited'
   | 'internal'
 
 /** Throws `RxrnnError(code, message, problems)` when `problems` is not empty. */

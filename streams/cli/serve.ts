@@ -2,11 +2,13 @@
  * `rxrnn serve`: the streaming server of `server.ts`, with the model and trainer from flags or a
  * JSON config file (flags win), live progress, and a clean shutdown on SIGINT / SIGTERM.
  */
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
 import type { CellKind, DType, LossName, Model, ModelConfig, TrainerOptions } from '../../src/index.js'
 import { CELL_KINDS, createModel, LOSS_NAMES, RxrnnError } from '../../src/index.js'
 import { resolveTrainerOptions } from '../../src/trainer-options.js'
+import type { ExplicitSettings } from '../server/checkpointer.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
 import { metricsLine } from './format.js'
@@ -44,6 +46,21 @@ export interface ServeFlags {
   checkpoint?: string
   checkpointEvery: number
   dashboard: boolean
+  allowOrigin?: string[]
+  allowedHost?: string[]
+  maxConnections: number
+  maxConnectionsPerAddress: number
+  pingInterval: number
+  idleTimeout: number
+  headersTimeout: number
+  requestTimeout: number
+  maxSubscribeKeys: number
+  maxNewKeysPerSecond: number
+  maxMemory?: number
+  maxBufferedTotal: number
+  slowReaderGrace: number
+  tlsCert?: string
+  tlsKey?: string
 }
 
 /** What a `--config` file holds: `model` and `trainer` as the library takes them, and server options. */
@@ -60,6 +77,20 @@ export interface ServeConfigFile {
   metricsIntervalMs?: number
   checkpoint?: { path: string; everyMs?: number }
   dashboard?: boolean
+  allowOrigins?: string[]
+  allowedHosts?: string[]
+  maxConnections?: number
+  maxConnectionsPerAddress?: number
+  pingIntervalMs?: number
+  idleTimeoutMs?: number
+  headersTimeoutMs?: number
+  requestTimeoutMs?: number
+  maxSubscribeKeys?: number
+  maxNewKeysPerSecond?: number
+  maxMemory?: number
+  maxBufferedTotal?: number
+  slowReaderGraceMs?: number
+  tls?: { cert: string; key: string }
 }
 
 /** Where a flag's value came from (commander's `getOptionValueSource`). */
@@ -78,6 +109,40 @@ const CONFIG_FIELDS: readonly string[] = [
   'metricsIntervalMs',
   'checkpoint',
   'dashboard',
+  'allowOrigins',
+  'allowedHosts',
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'pingIntervalMs',
+  'idleTimeoutMs',
+  'headersTimeoutMs',
+  'requestTimeoutMs',
+  'maxSubscribeKeys',
+  'maxNewKeysPerSecond',
+  'maxMemory',
+  'maxBufferedTotal',
+  'slowReaderGraceMs',
+  'tls',
+]
+
+/** Numeric server settings of a config file: each a number >= 1. */
+const CONFIG_NUMBERS = [
+  'maxPayload',
+  'maxKeys',
+  'idleMs',
+  'maxBufferedBytes',
+  'metricsIntervalMs',
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'pingIntervalMs',
+  'idleTimeoutMs',
+  'headersTimeoutMs',
+  'requestTimeoutMs',
+  'maxSubscribeKeys',
+  'maxNewKeysPerSecond',
+  'maxMemory',
+  'maxBufferedTotal',
+  'slowReaderGraceMs',
 ]
 
 /** Which flag and config field set what a core problem message starts with. */
@@ -141,7 +206,7 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
     .addOption(
       new Option(
         '--token <token>',
-        'require this token from clients (Authorization: Bearer <token>, or ?token=); others get HTTP 401',
+        'require this token (16+ characters) from clients (Authorization: Bearer <token>); others get HTTP 401, and 429 after 5 wrong ones',
       )
         .env('RXRNN_TOKEN')
         .argParser(token),
@@ -187,11 +252,83 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
         .default(60_000, '1m'),
     )
     .option('--no-dashboard', 'do not serve the live dashboard on http://HOST:PORT/')
+    .option(
+      '--allow-origin <origin>',
+      "let pages from this origin (e.g. https://app.example.com) open WebSockets, beside the server's own; repeatable",
+      collect,
+    )
+    .option(
+      '--allowed-host <name>',
+      'accept this Host header beside loopback names (a name a reverse proxy forwards); repeatable',
+      collect,
+    )
+    .option('--max-connections <n>', 'open WebSocket connections at most (more get 503)', integer(1), 1024)
+    .option(
+      '--max-connections-per-address <n>',
+      'open WebSocket connections per client address',
+      integer(1),
+      256,
+    )
+    .addOption(
+      new Option('--ping-interval <duration>', 'how often every connection is pinged')
+        .argParser(parseDuration)
+        .default(5000, '5s'),
+    )
+    .addOption(
+      new Option(
+        '--idle-timeout <duration>',
+        'terminate connections that send nothing, not even a pong, this long',
+      )
+        .argParser(parseDuration)
+        .default(30_000, '30s'),
+    )
+    .addOption(
+      new Option('--headers-timeout <duration>', 'time a client has to send the headers of an HTTP request')
+        .argParser(parseDuration)
+        .default(10_000, '10s'),
+    )
+    .addOption(
+      new Option('--request-timeout <duration>', 'time a client has to send a whole HTTP request')
+        .argParser(parseDuration)
+        .default(30_000, '30s'),
+    )
+    .option('--max-subscribe-keys <n>', 'keys one subscribe frame may name', integer(1), 1000)
+    .option(
+      '--max-new-keys-per-second <n>',
+      'new keys one connection may create per second; more get a rate_limited error frame',
+      integer(1),
+      1000,
+    )
+    .addOption(
+      new Option(
+        '--max-memory <bytes>',
+        "refuse to start when --max-keys keys may not fit in this (default: half the machine's memory)",
+      ).argParser(parseBytes),
+    )
+    .addOption(
+      new Option('--max-buffered-total <bytes>', 'unsent bytes all clients together may have')
+        .argParser(parseBytes)
+        .default(256 << 20, '256mb'),
+    )
+    .addOption(
+      new Option(
+        '--slow-reader-grace <duration>',
+        'close (1013) a client over its --max-buffered-bytes this long',
+      )
+        .argParser(parseDuration)
+        .default(5000, '5s'),
+    )
+    .option('--tls-cert <file>', 'serve https:// and wss:// with this certificate (PEM); needs --tls-key')
+    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
   command.action(async (flags: ServeFlags, cmd: Command) => {
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
     done(await runServe(options, flags, io))
   })
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
 }
 
 /** Reads and shape-checks a `--config` file; every problem is reported at once. */
@@ -244,7 +381,7 @@ export async function loadServeConfig(path: string): Promise<ServeConfigFile> {
   if (port !== undefined && !(Number.isInteger(port) && (port as number) >= 0 && (port as number) <= 65535)) {
     problems.push(`port is ${JSON.stringify(port)}; it must be a whole number from 0 to 65535`)
   }
-  for (const field of ['maxPayload', 'maxKeys', 'idleMs', 'maxBufferedBytes', 'metricsIntervalMs']) {
+  for (const field of CONFIG_NUMBERS) {
     const v = record[field]
     if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 1)) {
       problems.push(`${field} is ${JSON.stringify(v)}; it must be a number >= 1`)
@@ -267,6 +404,19 @@ export async function loadServeConfig(path: string): Promise<ServeConfigFile> {
   }
   if (record.dashboard !== undefined && typeof record.dashboard !== 'boolean') {
     problems.push('dashboard must be true or false')
+  }
+  for (const field of ['allowOrigins', 'allowedHosts']) {
+    const v = record[field]
+    if (v !== undefined && !(Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== ''))) {
+      problems.push(`${field} must be a list of non-empty strings`)
+    }
+  }
+  const tls = record.tls as Record<string, unknown> | undefined
+  if (
+    tls !== undefined &&
+    (typeof tls !== 'object' || tls === null || typeof tls.cert !== 'string' || typeof tls.key !== 'string')
+  ) {
+    problems.push('tls must be an object such as { "cert": "server.crt", "key": "server.key" } (PEM files)')
   }
   if (problems.length > 0) throw new RxrnnError('bad_config', `Invalid config file ${path}`, problems)
   return record as ServeConfigFile
@@ -361,7 +511,29 @@ export function resolveServeOptions(
     maxBufferedBytes: pick('maxBufferedBytes', file.maxBufferedBytes) ?? 4 << 20,
     metricsIntervalMs: pick('metricsInterval', file.metricsIntervalMs) ?? 1000,
     dashboard: pick('dashboard', file.dashboard) ?? true,
+    allowOrigins: [...(file.allowOrigins ?? []), ...(flags.allowOrigin ?? [])],
+    allowedHosts: [...(file.allowedHosts ?? []), ...(flags.allowedHost ?? [])],
+    maxConnections: pick('maxConnections', file.maxConnections) ?? 1024,
+    maxConnectionsPerAddress: pick('maxConnectionsPerAddress', file.maxConnectionsPerAddress) ?? 256,
+    pingIntervalMs: pick('pingInterval', file.pingIntervalMs) ?? 5000,
+    idleTimeoutMs: pick('idleTimeout', file.idleTimeoutMs) ?? 30_000,
+    headersTimeoutMs: pick('headersTimeout', file.headersTimeoutMs) ?? 10_000,
+    requestTimeoutMs: pick('requestTimeout', file.requestTimeoutMs) ?? 30_000,
+    maxSubscribeKeys: pick('maxSubscribeKeys', file.maxSubscribeKeys) ?? 1000,
+    maxNewKeysPerSecond: pick('maxNewKeysPerSecond', file.maxNewKeysPerSecond) ?? 1000,
+    maxBufferedTotal: pick('maxBufferedTotal', file.maxBufferedTotal) ?? 256 << 20,
+    slowReaderGraceMs: pick('slowReaderGrace', file.slowReaderGraceMs) ?? 5000,
+    explicit: explicitSettings(flags, given, file),
   }
+  const maxMemory = pick('maxMemory', file.maxMemory)
+  if (maxMemory !== undefined) options.maxMemory = maxMemory
+  const tlsCert = pick('tlsCert', file.tls?.cert)
+  const tlsKey = pick('tlsKey', file.tls?.key)
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together: pass both (PEM files), or neither')
+  }
+  if (tlsCert !== undefined && tlsKey !== undefined)
+    options.tls = { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') }
   const checkpointPath = pick('checkpoint', file.checkpoint?.path)
   if (checkpointPath !== undefined) {
     const everyMs = pick('checkpointEvery', file.checkpoint?.everyMs) ?? 60_000
@@ -372,6 +544,51 @@ export function resolveServeOptions(
   const idleMs = pick('idleMs', file.idleMs)
   if (idleMs !== undefined) options.idleMs = idleMs
   return options
+}
+
+/**
+ * The model and trainer settings given explicitly (on the command line, by environment, or in
+ * the config file): on resume each must agree with the checkpoint.
+ */
+function explicitSettings(
+  flags: ServeFlags,
+  given: (flag: keyof ServeFlags) => boolean,
+  file: ServeConfigFile,
+): ExplicitSettings {
+  const fm = (file.model ?? {}) as Record<string, unknown>
+  const ft = (file.trainer ?? {}) as Record<string, unknown>
+  const fo = (ft.optimizer ?? {}) as Record<string, unknown>
+  const pickGiven = (flag: keyof ServeFlags, fromFile: unknown): unknown =>
+    given(flag) ? flags[flag] : fromFile
+  const drop = (record: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined))
+  return {
+    model: drop({
+      cell: pickGiven('cell', fm.cell),
+      inputSize: pickGiven('inputSize', fm.inputSize),
+      hiddenSize: pickGiven('hiddenSize', fm.hiddenSize),
+      numLayers: pickGiven('layers', fm.numLayers),
+      outputSize: pickGiven('outputSize', fm.outputSize),
+      dtype: pickGiven('dtype', fm.dtype),
+    }),
+    trainer: drop({
+      k1: pickGiven('k1', ft.k1),
+      k2: pickGiven('k2', ft.k2),
+      loss: pickGiven('loss', ft.loss),
+      clipNorm: pickGiven('clipNorm', ft.clipNorm === null ? 0 : ft.clipNorm),
+      optimizer: pickGiven('optimizer', fo.type),
+      lr: pickGiven('lr', fo.lr),
+    }),
+  }
+}
+
+/** A PEM file's text, or a usage error naming the flag. */
+function readPem(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`)
+  }
 }
 
 /** Appends the flag and config field a core problem is about, when it is one of ours. */
@@ -452,7 +669,13 @@ export async function runServe(
   await aborted(io.signal)
   clearInterval(timer)
   status.end()
-  await server.close(1001)
+  try {
+    await server.close(1001)
+  } catch (error) {
+    // The learning since the last good checkpoint is lost: say so, and where that checkpoint is.
+    io.stderr.write(`error: ${error instanceof Error ? error.message : error}\n`)
+    return 1
+  }
   if (!quiet) io.stderr.write(`closed ${server.url} after ${server.metrics().events} ticks\n`)
   return 0
 }

@@ -5,6 +5,7 @@
  */
 
 export { parseDuration, readCheckpoint, writeFileAtomic } from './checkpoint.js'
+export type { ExplicitSettings } from './checkpointer.js'
 export type { DashboardOptions } from './dashboard/index.js'
 export { dashboardRoutes } from './dashboard/index.js'
 export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'

@@ -43,7 +43,7 @@ export async function startServeProcess(args: string[], ms = 15_000): Promise<Cl
       reject(new Error(`rxrnn serve did not start within ${ms} ms; stderr: ${err}`))
     }, ms)
     const check = (): void => {
-      const match = /listening on (ws:\/\/\S+)/.exec(out)
+      const match = /listening on (wss?:\/\/\S+)/.exec(out)
       if (match) {
         clearTimeout(timer)
         child.stdout!.off('data', check)
