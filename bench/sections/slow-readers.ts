@@ -1,5 +1,5 @@
 /**
- * Section 7: slow readers. One producer keeps a window of 256 ticks in flight against `serve`
+ * Section 8: slow readers. One producer keeps a window of 256 ticks in flight against `serve`
  * (in this process: the memory measured is the server's), once alone and once with 20
  * subscribers to predictions, updates and hidden states whose sockets are paused (they never
  * read). Reports producers' throughput both ways and the server memory each stalled subscriber
@@ -30,7 +30,7 @@ export interface SlowReadersResult {
 }
 
 export async function runSlowReaders(ctx: Context): Promise<SlowReadersResult> {
-  header(7, `slow readers: one producer, alone and beside ${STALLED} subscribers that never read`)
+  header(8, `slow readers: one producer, alone and beside ${STALLED} subscribers that never read`)
   const server = await serve({
     model: { cell: 'gru', inputSize: 8, hiddenSize: 64, outputSize: 1, seed: 1 },
     trainer: { k1: 16, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 },
