@@ -66,9 +66,9 @@ export function registerWorker(program: Command, io: CliIo, done: (code: number)
     )
     .option(
       '--sync-every <updates>',
-      'shared weights: exchange weight changes every this many updates of a partition',
+      'shared weights: exchange weight changes every this many updates of a partition (more: less traffic, larger combined steps)',
       integer(1),
-      16,
+      1,
     )
     .option('--subject-prefix <prefix>', 'prefix of every subject, stream and bucket', 'rxrnn')
     .option(

@@ -34,7 +34,10 @@ export interface WorkerOptions {
    * partition number. 'shared': one model across all partitions and workers (see SharedWeights).
    */
   weights?: 'partition' | 'shared'
-  /** Shared weights: exchange weight changes every this many updates of a partition. Default 16. */
+  /**
+   * Shared weights: exchange weight changes every this many updates of a partition. Default 1: with
+   * Adam, partitions that drift apart for many updates add up to oversized steps.
+   */
   syncEvery?: number
   /** Default `rxrnn`. */
   subjectPrefix?: string
@@ -174,7 +177,7 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
     if (mode === 'shared') {
       shared = await SharedWeights.open(await kvm.create(names.weightsBucket, { history: 1 }), {
         model: { ...options.model, seed },
-        syncEvery: options.syncEvery ?? 16,
+        syncEvery: options.syncEvery ?? 1,
       })
     }
     for (const partition of owned) {
