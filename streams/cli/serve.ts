@@ -9,6 +9,7 @@ import { createModel, RxrnnError } from '../../src/index.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
 import { metricsLine } from './format.js'
+import { type GatewayFlags, runGateway } from './gateway.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
 import { addModelFlags, type ModelFlags, resolveModelFlags } from './model-flags.js'
 import { integer, parseBytes, parseDuration, token } from './parse.js'
@@ -134,7 +135,19 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
         .default(60_000, '1m'),
     )
     .option('--no-dashboard', 'do not serve the live dashboard on http://HOST:PORT/')
-  command.action(async (flags: ServeFlags, cmd: Command) => {
+    .option(
+      '--nats <url>',
+      'be a gateway: publish ticks into NATS JetStream partitions and relay the predictions of `rxrnn worker`s',
+    )
+    .option(
+      '--partitions <n>',
+      'with --nats: partitions of the deployment (as the workers)',
+      integer(1, 100_000),
+      16,
+    )
+    .option('--subject-prefix <prefix>', 'with --nats: prefix of every subject and stream', 'rxrnn')
+  command.action(async (flags: ServeFlags & GatewayFlags, cmd: Command) => {
+    if (flags.nats !== undefined) return done(await runGateway(flags, io))
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
     done(await runServe(options, flags, io))
