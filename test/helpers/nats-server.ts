@@ -37,6 +37,8 @@ export async function freePort(): Promise<number> {
 export interface NatsServer {
   readonly url: string
   readonly storeDir: string
+  /** The server's process id (for its CPU time). */
+  readonly pid: number | undefined
   stop(): Promise<void>
 }
 
@@ -70,6 +72,7 @@ export async function startNatsServer(): Promise<NatsServer> {
   return {
     url: `nats://127.0.0.1:${port}`,
     storeDir,
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM')
       await exited

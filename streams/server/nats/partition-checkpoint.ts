@@ -15,6 +15,8 @@ export interface SharedWeightsState {
   version: number
   /** Those weights: local changes are measured from them. */
   base: Float64Array
+  /** How many changes the shared weights had received when `base` was taken. */
+  baseAdded: number
   /** Weight changes this partition has published so far (its contributions' count). */
   published: number
 }
@@ -90,6 +92,7 @@ export function decodePartitionCheckpoint(
         shared.base instanceof Float64Array
           ? shared.base
           : Float64Array.from(shared.base as ArrayLike<number>),
+      baseAdded: shared.baseAdded ?? 0,
       published: shared.published,
     }
   }

@@ -2,8 +2,10 @@
  * `--weights shared`: one model across every partition of every worker. Each partition learns on
  * a local copy; every `syncEvery` of its updates it adds its change since its last exchange
  * (local − base) to the shared weights in a JetStream KV entry, by compare-and-set on the entry's
- * revision (the version), and continues from the sum. Disjoint keys' changes add up as if one
- * process had applied them all; optimizer moments stay local to each partition.
+ * revision (the version), and continues from the sum. A change made while k changes of other
+ * partitions were added is scaled by 1 / (1 + k): partitions that take turns add up as if one
+ * process had applied every change; partitions that all moved at once from the same weights are
+ * averaged, instead of adding up to one oversized step. Optimizer moments stay local.
  *
  * The KV value also counts each partition's contributions, so that after a crash the changes a
  * partition pushes again while replaying the log past its checkpoint are recognised and not
@@ -21,6 +23,8 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: tru
 
 interface SharedValue {
   params: Float64Array
+  /** Changes added so far, by every partition. */
+  added: number
   /** Per partition (as a string), how many changes it has contributed. */
   contributions: Record<string, number>
 }
@@ -29,6 +33,8 @@ interface SharedValue {
 export interface SharedAttachment {
   readonly processor: PartitionProcessor
   base: Float64Array
+  /** The shared weights' `added` when `base` was taken. */
+  baseAdded: number
   version: number
   published: number
   updatesSinceSync: number
@@ -62,7 +68,7 @@ export class SharedWeights {
     const params = Float64Array.from(createModel(options.model).params.values)
     const shared = new SharedWeights(kv, options.syncEvery, params.length)
     try {
-      shared.version = await kv.create(KEY, packr.pack({ params, contributions: {} }))
+      shared.version = await kv.create(KEY, packr.pack({ params, added: 0, contributions: {} }))
     } catch {
       // Another worker created them first.
       const { version } = await shared.read()
@@ -99,6 +105,7 @@ export class SharedWeights {
       attachment = {
         processor,
         base: saved.base,
+        baseAdded: saved.baseAdded,
         version: saved.version,
         published: saved.published,
         updatesSinceSync: 0,
@@ -106,7 +113,14 @@ export class SharedWeights {
     } else {
       const { value, version } = await this.read()
       processor.keyed.trainer.model.params.values.set(value.params)
-      attachment = { processor, base: value.params, version, published: 0, updatesSinceSync: 0 }
+      attachment = {
+        processor,
+        base: value.params,
+        baseAdded: value.added ?? 0,
+        version,
+        published: 0,
+        updatesSinceSync: 0,
+      }
     }
     processor.onUpdate = () => {
       attachment.updatesSinceSync++
@@ -132,15 +146,19 @@ export class SharedWeights {
       const { value, version } = await this.read()
       let params = value.params
       let next = version
+      const added = value.added ?? 0
       // Already counted: a replay after a crash pushes what it pushed before the crash again.
       if ((value.contributions[partition] ?? 0) < count) {
+        // A change made while k others were added is scaled by 1 / (1 + k): partitions that take
+        // turns sum their changes; partitions that all moved at once from the same weights average.
+        const scale = 1 / (1 + Math.max(0, added - a.baseAdded))
         params = new Float64Array(params.length)
-        for (let i = 0; i < params.length; i++) params[i] = value.params[i]! + delta[i]!
+        for (let i = 0; i < params.length; i++) params[i] = value.params[i]! + delta[i]! * scale
         value.contributions[partition] = count
         try {
           next = await this.kv.update(
             KEY,
-            packr.pack({ params, contributions: value.contributions }),
+            packr.pack({ params, added: added + 1, contributions: value.contributions }),
             version,
           )
         } catch {
@@ -151,6 +169,7 @@ export class SharedWeights {
       // One synchronous block: a checkpoint sees the state before the exchange or after it.
       local.set(params)
       a.base = params
+      a.baseAdded = params === value.params ? added : added + 1
       a.version = next
       a.published = count
       if (next > this.version) this.version = next
@@ -160,6 +179,6 @@ export class SharedWeights {
   }
 
   stateOf(a: SharedAttachment): SharedWeightsState {
-    return { version: a.version, base: a.base.slice(), published: a.published }
+    return { version: a.version, base: a.base.slice(), baseAdded: a.baseAdded, published: a.published }
   }
 }
