@@ -161,7 +161,13 @@ export function resolveModelFlags(
     problems.push(...error.problems.map(where))
   }
   if (problems.length > 0 || config === undefined) {
-    throw new RxrnnError('bad_config', `Invalid model or trainer settings for ${command}`, problems)
+    const message = `Invalid model or trainer settings for ${command}`
+    // RxrnnError lists several problems after the message; a single one goes into the message.
+    throw new RxrnnError(
+      'bad_config',
+      problems.length === 1 ? `${message}: ${problems[0]}` : message,
+      problems,
+    )
   }
   return { model: config, trainer: trainer as unknown as TrainerOptions }
 }
