@@ -4,8 +4,9 @@
  */
 import { RxrnnError } from '../../../src/index.js'
 
-/** What to run when the clients are missing; the error says exactly this. */
-export const NATS_INSTALL = 'npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv'
+import { NATS_INSTALL } from './install-hint.js'
+
+export { NATS_INSTALL }
 
 export interface NatsClients {
   transport: typeof import('@nats-io/transport-node')
