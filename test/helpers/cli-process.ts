@@ -22,7 +22,7 @@ export interface CliProcess {
 
 /** Starts `rxrnn serve ARGS` and resolves once it prints `listening on ws://…`. */
 export function startServeProcess(args: string[], ms = 15_000): Promise<CliProcess> {
-  return startCliProcess(['serve', ...args], /listening on (ws:\/\/\S+)/, ms)
+  return startCliProcess(['serve', ...args], /listening on (wss?:\/\/\S+)/, ms)
 }
 
 /**
