@@ -7,6 +7,7 @@ import { type Command, Option } from 'commander'
 
 import { startWorker } from '../server/nats/worker.js'
 import { parsePartitionList } from '../transport/partition.js'
+import { count } from './format.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
 import { addModelFlags, type ModelFlags, resolveModelFlags } from './model-flags.js'
 import { integer, parseDuration } from './parse.js'
@@ -22,6 +23,7 @@ export interface WorkerFlags extends ModelFlags {
   subjectPrefix: string
   maxKeys: number
   metricsInterval: number
+  progressInterval: number
   quiet?: boolean
 }
 
@@ -85,6 +87,14 @@ export function registerWorker(program: Command, io: CliIo, done: (code: number)
         .argParser(parseDuration)
         .default(1000, '1s'),
     )
+    .addOption(
+      new Option(
+        '--progress-interval <duration>',
+        'how often to print progress when something happened (0: never)',
+      )
+        .argParser(parseDuration)
+        .default(5000, '5s'),
+    )
     .option('--quiet', 'print only the ready line and errors')
   addModelFlags(
     command,
@@ -147,7 +157,26 @@ export async function runWorker(
   io.stdout.write(
     `ready: worker ${worker.id} consumes partitions ${formatPartitionList(worker.partitions)} of ${flags.partitions} from ${flags.nats}\n`,
   )
+  let last = { ticks: 0, time: performance.now() }
+  const progress =
+    quiet || flags.progressInterval <= 0
+      ? undefined
+      : setInterval(() => {
+          const m = worker.metrics()
+          const now = performance.now()
+          if (m.ticks === last.ticks) return
+          const rate = ((m.ticks - last.ticks) * 1000) / Math.max(1, now - last.time)
+          last = { ticks: m.ticks, time: now }
+          const lag = m.partitions.reduce((sum, p) => sum + (p.seq - p.checkpointed), 0)
+          log(
+            `ticks ${count(m.ticks)} (${count(Math.round(rate))}/s)  updates ${count(m.updates)}  rejected ${count(m.rejected)}  ` +
+              `messages past the last checkpoints ${count(lag)}` +
+              (m.weightsVersion === undefined ? '' : `  shared weights v${m.weightsVersion}`),
+          )
+        }, flags.progressInterval)
+  progress?.unref()
   const failure = await Promise.race([aborted(io.signal).then(() => undefined), worker.failed])
+  clearInterval(progress)
   if (failure !== undefined) {
     io.stderr.write(`error: ${failure.message}\n`)
     await worker.close().catch(() => {})
