@@ -3,15 +3,18 @@
  * owning half the partitions, learn one model by exchanging summed weight changes through a KV
  * entry, and predict a task about as well as one process that sees every tick.
  */
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { unpack } from 'msgpackr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ModelConfig, TrainerOptions } from '../../../../src/index.js'
 import { createModel, KeyedTrainer, OnlineTrainer } from '../../../../src/index.js'
 import { readPartitionCheckpoint } from '../../../../streams/server/nats/partition-checkpoint.js'
 import { startWorker } from '../../../../streams/server/nats/worker.js'
+import { startCliProcess, stopProcess } from '../../../helpers/cli-process.js'
 import {
   type NatsServer,
   natsServerPath,
@@ -97,4 +100,58 @@ describe.skipIf(natsServerPath === null)('shared weights across workers', () => 
     expect(saved?.shared?.version).toBeGreaterThan(0)
     expect(saved?.shared?.published).toBeGreaterThan(0)
   }, 40_000)
+
+  it('after a SIGKILL, replaying the log past the checkpoint adds no weight change twice', async () => {
+    const args = [
+      'worker',
+      ...['--nats', nats.url, '--partitions', '2', '--subject-prefix', 'replay', '--weights', 'shared'],
+      ...['--checkpoint-dir', join(dir, 'replay'), '--checkpoint-every', '1s', '--metrics-interval', '0'],
+      ...['--cell', 'gru', '--input-size', '2', '--output-size', '1', '--hidden-size', '6', '--k1', '4'],
+    ]
+    const ticks = tickFeed(1600, 8)
+    const predictions = collectPredictions(nc, 'replay')
+    const first = await startCliProcess(args, /ready/, 20_000)
+    try {
+      await publishTicks(nc, 'replay', 2, ticks.slice(0, 800), 4)
+      await waitFor(
+        () => existsSync(join(dir, 'replay', 'partition-0.ckpt')),
+        15_000,
+        () => 'a checkpoint',
+      )
+      await publishTicks(nc, 'replay', 2, ticks.slice(800, 1200), 4)
+      await waitFor(
+        () => predictions.answered === 1200,
+        15_000,
+        () => `1200 answers (${predictions.answered})`,
+      )
+    } finally {
+      await stopProcess(first, 'SIGKILL')
+    }
+    await publishTicks(nc, 'replay', 2, ticks.slice(1200), 4)
+    const second = await startCliProcess(args, /ready/, 20_000)
+    try {
+      expect(second.stderr()).toMatch(/resumed at sequence/)
+      await waitFor(
+        () => predictions.answered === ticks.length,
+        15_000,
+        () => `every answer (${predictions.answered})`,
+      )
+      const replayed = [...predictions.byId.values()].filter((answers) => answers.length > 1).length
+      expect(replayed).toBeGreaterThan(0)
+      second.child.kill('SIGTERM')
+      expect((await second.exited).code).toBe(0)
+    } finally {
+      await stopProcess(second)
+    }
+    const { Kvm } = await import('@nats-io/kv')
+    const kv = await new Kvm(nc).open('replay_weights')
+    const value = unpack((await kv.get('weights'))!.value) as {
+      added: number
+      contributions: Record<string, number>
+    }
+    const contributed = Object.values(value.contributions).reduce((a, b) => a + b, 0)
+    expect(contributed).toBeGreaterThan(10)
+    // Each change was added once: as many additions as contributions, replays notwithstanding.
+    expect(value.added).toBe(contributed)
+  }, 60_000)
 })
