@@ -133,6 +133,8 @@ describe.skipIf(natsServerPath === null)('the WebSocket gateway to NATS workers'
     const text = await (await fetch(`http://127.0.0.1:${gateway.port}/metrics`)).text()
     expect(text).toMatch(/^rxrnn_ticks_total 600$/m)
     expect(text).toMatch(/rxrnn_partition_ticks_total\{worker="[^"]+",partition="0"\} \d+/)
+    const page = await fetch(`http://127.0.0.1:${gateway.port}/`)
+    expect(page.headers.get('content-type')).toMatch(/text\/html/)
     await Promise.all([...producers, watcher].map((c) => c.close()))
   }, 30_000)
 
