@@ -21,6 +21,7 @@ export interface WorkerFlags extends ModelFlags {
   weights: 'partition' | 'shared'
   syncEvery: number
   subjectPrefix: string
+  streamMaxAge?: number
   maxKeys: number
   metricsInterval: number
   progressInterval: number
@@ -73,6 +74,12 @@ export function registerWorker(program: Command, io: CliIo, done: (code: number)
       1,
     )
     .option('--subject-prefix <prefix>', 'prefix of every subject, stream and bucket', 'rxrnn')
+    .addOption(
+      new Option(
+        '--stream-max-age <duration>',
+        'drop ticks older than this from the partition streams this worker creates, e.g. 24h (>= 2 checkpoint intervals; default: keep)',
+      ).argParser(parseDuration),
+    )
     .option(
       '--max-keys <n>',
       'keys held per partition; the least recently seen (in tick order) go first',
@@ -148,6 +155,7 @@ export async function runWorker(
     weights: flags.weights,
     syncEvery: flags.syncEvery,
     subjectPrefix: flags.subjectPrefix,
+    ...(flags.streamMaxAge === undefined ? {} : { streamMaxAgeMs: flags.streamMaxAge }),
     model,
     trainer,
     maxKeys: flags.maxKeys,

@@ -41,6 +41,12 @@ export interface WorkerOptions {
   syncEvery?: number
   /** Default `rxrnn`. */
   subjectPrefix?: string
+  /**
+   * Ticks older than this are dropped from the partition streams this worker creates (streams
+   * that exist are left as they are). Keep it above two checkpoint intervals plus the longest
+   * outage to recover from. Default: kept until removed by hand.
+   */
+  streamMaxAgeMs?: number
   /** The model; its seed (default 0) makes every partition's initial weights reproducible. */
   model: ModelConfig
   trainer: TrainerOptions
@@ -132,7 +138,17 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
   }
   const checkpointEveryMs = options.checkpointEveryMs ?? 30_000
   if (!(checkpointEveryMs > 0)) problems.push('checkpointEveryMs must be > 0')
-  if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid worker options', problems)
+  if (options.streamMaxAgeMs !== undefined && !(options.streamMaxAgeMs >= 2 * checkpointEveryMs)) {
+    problems.push(
+      `streamMaxAgeMs (${options.streamMaxAgeMs} ms) must be at least two checkpoint intervals (${2 * checkpointEveryMs} ms): a restart replays the log from the last checkpoint`,
+    )
+  }
+  if (problems.length > 0) {
+    // RxrnnError lists several problems after its message; a single one goes into the message.
+    const message =
+      problems.length === 1 ? `Invalid worker options: ${problems[0]}` : 'Invalid worker options'
+    throw new RxrnnError('bad_config', message, problems)
+  }
   const names = new NatsNames(options.subjectPrefix)
   const dir = resolve(options.checkpointDir)
   const id = options.workerId ?? `${hostname()}:${dir}`
@@ -181,7 +197,14 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
       })
     }
     for (const partition of owned) {
-      await ensureStream(jsm, names, partition, RetentionPolicy.Limits, StorageType.File)
+      await ensureStream(
+        jsm,
+        names,
+        partition,
+        RetentionPolicy.Limits,
+        StorageType.File,
+        options.streamMaxAgeMs,
+      )
       const saved = await readPartitionCheckpoint(dir, partition, partitions)
       let keyed: KeyedTrainer
       if (saved) {
@@ -300,6 +323,7 @@ async function ensureStream(
   partition: number,
   retention: 'limits',
   storage: 'file',
+  maxAgeMs: number | undefined,
 ): Promise<void> {
   const name = names.ticksStream(partition)
   const subject = names.ticksSubject(partition)
@@ -319,6 +343,7 @@ async function ensureStream(
       subjects: [subject],
       retention: retention as never,
       storage: storage as never,
+      ...(maxAgeMs === undefined ? {} : { max_age: maxAgeMs * 1_000_000 }),
     })
   }
 }

@@ -57,6 +57,9 @@ describe('rxrnn worker (flags)', () => {
     const model = await cli([...base, '--input-size', '2'])
     expect(model.code).toBe(2)
     expect(model.err).toMatch(/outputSize is missing: pass --output-size/)
+    const age = await cli([...base, '--stream-max-age', '10s', '--checkpoint-every', '30s', ...MODEL])
+    expect(age.code).toBe(2)
+    expect(age.err).toMatch(/must be at least two checkpoint intervals \(60000 ms\)/)
     const port = await freePort()
     const away = await cli([
       ...base.slice(0, 1),

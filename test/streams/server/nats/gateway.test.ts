@@ -49,6 +49,7 @@ describe.skipIf(natsServerPath === null)('the WebSocket gateway to NATS workers'
       model,
       trainer,
       metricsIntervalMs: 50,
+      streamMaxAgeMs: 3_600_000,
     })
     gateway = await serveGateway({
       servers: nats.url,
@@ -97,6 +98,7 @@ describe.skipIf(natsServerPath === null)('the WebSocket gateway to NATS workers'
     // Replaying every partition stream into a fresh processor gives the very same answers.
     const { jetstreamManager } = await import('@nats-io/jetstream')
     const jsm = await jetstreamManager(nc)
+    expect((await jsm.streams.info('rxrnn_ticks_0')).config.max_age).toBe(3_600_000 * 1_000_000)
     let replayed = 0
     for (let p = 0; p < PARTITIONS; p++) {
       const processor = new PartitionProcessor(
