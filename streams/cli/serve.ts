@@ -5,36 +5,24 @@
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
-import type { CellKind, DType, LossName, Model, ModelConfig, TrainerOptions } from '../../src/index.js'
-import { CELL_KINDS, createModel, LOSS_NAMES, RxrnnError } from '../../src/index.js'
-import { resolveTrainerOptions } from '../../src/trainer-options.js'
+import type { ModelConfig, TrainerOptions } from '../../src/index.js'
+import { createModel, RxrnnError } from '../../src/index.js'
 import type { ExplicitSettings } from '../server/checkpointer.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
 import { metricsLine } from './format.js'
+import { type GatewayFlags, runGateway } from './gateway.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
-import { integer, number, parseBytes, parseDuration, token } from './parse.js'
+import { addModelFlags, type ModelFlags, resolveModelFlags } from './model-flags.js'
+import { integer, parseBytes, parseDuration, token } from './parse.js'
 
-export const OPTIMIZER_TYPES = ['sgd', 'rmsprop', 'adam', 'adamw'] as const
+export { OPTIMIZER_TYPES } from './model-flags.js'
 
 /** The flags of `rxrnn serve`, as commander parses them. */
-export interface ServeFlags {
+export interface ServeFlags extends ModelFlags {
   config?: string
   host: string
   port: number
-  cell: CellKind
-  inputSize?: number
-  hiddenSize: number
-  outputSize?: number
-  layers: number
-  dtype: DType
-  seed?: number
-  k1: number
-  k2?: number
-  loss: LossName
-  optimizer: (typeof OPTIMIZER_TYPES)[number]
-  lr: number
-  clipNorm: number
   token?: string
   maxPayload: number
   maxKeys: number
@@ -145,26 +133,9 @@ const CONFIG_NUMBERS = [
   'slowReaderGraceMs',
 ]
 
-/** Which flag and config field set what a core problem message starts with. */
-const WHERE: Record<string, string> = {
-  cell: '--cell, or model.cell',
-  inputSize: '--input-size, or model.inputSize',
-  hiddenSize: '--hidden-size, or model.hiddenSize',
-  numLayers: '--layers, or model.numLayers',
-  outputSize: '--output-size, or model.outputSize',
-  dtype: '--dtype, or model.dtype',
-  seed: '--seed, or model.seed',
-  k1: '--k1, or trainer.k1',
-  k2: '--k2, or trainer.k2',
-  loss: '--loss, or trainer.loss',
-  clipNorm: '--clip-norm, or trainer.clipNorm',
-  'optimizer.type': '--optimizer, or trainer.optimizer.type',
-  'optimizer.lr': '--lr, or trainer.optimizer.lr',
-}
-
 export function registerServe(program: Command, io: CliIo, done: (code: number) => void): void {
-  const command = program
-    .command('serve')
+  const command = program.command('serve')
+  command
     .summary('start the streaming server: a model that learns online from the ticks producers send')
     .description(
       'Start the streaming server: producers send ticks over WebSocket, the model learns online per key and ' +
@@ -178,31 +149,8 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
     )
     .option('--host <host>', 'interface to listen on (0.0.0.0: every interface)', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', integer(0, 65535), 8080)
-    .addOption(new Option('--cell <kind>', 'recurrent cell').choices(CELL_KINDS).default('gru'))
-    .option('--input-size <n>', 'inputs per tick (length of x); required unless in --config', integer(1))
-    .option('--hidden-size <n>', 'hidden units per layer', integer(1), 32)
-    .option(
-      '--output-size <n>',
-      'outputs (regression targets, or classes with --loss cross_entropy); required unless in --config',
-      integer(1),
-    )
-    .option('--layers <n>', 'stacked recurrent layers', integer(1), 1)
-    .addOption(
-      new Option('--dtype <dtype>', 'floating-point type of the weights')
-        .choices(['float32', 'float64'])
-        .default('float32'),
-    )
-    .option('--seed <n>', 'seed of the initial weights (default: random, printed at start)', integer(0))
-    .option('--k1 <n>', 'truncated BPTT: update the weights every k1 ticks of a key', integer(1), 16)
-    .option(
-      '--k2 <n>',
-      'truncated BPTT: backpropagate through the last k2 ticks (>= k1; default k1)',
-      integer(1),
-    )
-    .addOption(new Option('--loss <name>', 'training loss').choices(LOSS_NAMES).default('mse'))
-    .addOption(new Option('--optimizer <type>', 'optimizer').choices(OPTIMIZER_TYPES).default('adam'))
-    .option('--lr <rate>', 'learning rate', number(0), 1e-3)
-    .option('--clip-norm <n>', 'clip the global gradient norm to this (0: no clipping)', number(0), 1)
+  addModelFlags(command)
+  command
     .addOption(
       new Option(
         '--token <token>',
@@ -320,7 +268,19 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
     )
     .option('--tls-cert <file>', 'serve https:// and wss:// with this certificate (PEM); needs --tls-key')
     .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
-  command.action(async (flags: ServeFlags, cmd: Command) => {
+    .option(
+      '--nats <url>',
+      'be a gateway: publish ticks into NATS JetStream partitions and relay the predictions of `rxrnn worker`s',
+    )
+    .option(
+      '--partitions <n>',
+      'with --nats: partitions of the deployment (as the workers)',
+      integer(1, 100_000),
+      16,
+    )
+    .option('--subject-prefix <prefix>', 'with --nats: prefix of every subject and stream', 'rxrnn')
+  command.action(async (flags: ServeFlags & GatewayFlags, cmd: Command) => {
+    if (flags.nats !== undefined) return done(await runGateway(flags, io))
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
     done(await runServe(options, flags, io))
@@ -440,70 +400,13 @@ export function resolveServeOptions(
   const pick = <T>(flag: keyof ServeFlags, fromFile: T | undefined): T | undefined =>
     given(flag) || fromFile === undefined ? (flags[flag] as T | undefined) : fromFile
 
-  const model: Record<string, unknown> = { ...file.model }
-  const modelFields: [keyof ModelConfig, keyof ServeFlags][] = [
-    ['cell', 'cell'],
-    ['inputSize', 'inputSize'],
-    ['hiddenSize', 'hiddenSize'],
-    ['numLayers', 'layers'],
-    ['outputSize', 'outputSize'],
-    ['dtype', 'dtype'],
-    ['seed', 'seed'],
-  ]
-  for (const [field, flag] of modelFields) {
-    const value = pick(flag, model[field])
-    if (value !== undefined) model[field] = value
-  }
-
-  const trainer: Record<string, unknown> = { ...file.trainer }
-  for (const field of ['k1', 'k2', 'loss'] as const) {
-    const value = pick(field, trainer[field])
-    if (value !== undefined) trainer[field] = value
-  }
-  // 0 (a flag) or null (a file) turns clipping off.
-  const clipNorm = pick('clipNorm', trainer.clipNorm)
-  if (clipNorm === 0 || clipNorm === null) delete trainer.clipNorm
-  else trainer.clipNorm = clipNorm
-  let optimizer: Record<string, unknown> = {
-    ...(file.trainer?.optimizer as Record<string, unknown> | undefined),
-  }
-  // Another optimizer type on the command line drops the file's settings that belonged to the old one.
-  if (given('optimizer') && optimizer.type !== flags.optimizer) optimizer = {}
-  optimizer.type = pick('optimizer', optimizer.type)
-  optimizer.lr = pick('lr', optimizer.lr)
-  trainer.optimizer = optimizer
-
-  const problems: string[] = []
-  if (model.inputSize === undefined) {
-    problems.push('inputSize is missing: pass --input-size <n> (or set model.inputSize in the --config file)')
-  }
-  if (model.outputSize === undefined) {
-    problems.push(
-      'outputSize is missing: pass --output-size <n> (or set model.outputSize in the --config file)',
-    )
-  }
-  let built: Model | undefined
-  if (problems.length === 0) {
-    try {
-      built = createModel(model as unknown as ModelConfig)
-    } catch (error) {
-      if (!(error instanceof RxrnnError)) throw error
-      problems.push(...error.problems.map(where))
-    }
-  }
-  try {
-    resolveTrainerOptions(trainer as unknown as TrainerOptions)
-  } catch (error) {
-    if (!(error instanceof RxrnnError)) throw error
-    problems.push(...error.problems.map(where))
-  }
-  if (problems.length > 0 || built === undefined) {
-    throw new RxrnnError('bad_config', 'Invalid model or trainer settings for rxrnn serve', problems)
-  }
+  const resolved = resolveModelFlags(flags, sourceOf, file)
+  const built = createModel(resolved.model)
+  const trainer = resolved.trainer
 
   const options: ServeOptions = {
     model: built,
-    trainer: trainer as unknown as TrainerOptions,
+    trainer,
     host: pick('host', file.host) ?? '127.0.0.1',
     port: pick('port', file.port) ?? 8080,
     maxPayload: pick('maxPayload', file.maxPayload) ?? 1 << 20,
@@ -589,13 +492,6 @@ function readPem(path: string, flag: string): string {
   } catch (error) {
     throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`)
   }
-}
-
-/** Appends the flag and config field a core problem is about, when it is one of ours. */
-function where(problem: string): string {
-  const subject = /^([A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?)/.exec(problem)?.[1]
-  const hint = subject === undefined ? undefined : WHERE[subject]
-  return hint === undefined ? problem : `${problem} (${hint})`
 }
 
 /** One line about the model and trainer as served (resumed from a checkpoint or new): enough to reproduce the run. */
