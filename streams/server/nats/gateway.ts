@@ -40,6 +40,11 @@ export interface GatewayOptions extends EndpointOptions {
   /** Ticks awaiting their answer at most; past it the oldest are forgotten (and counted). Default 1 000 000. */
   maxWaiting?: number
   /**
+   * Ticks one connection may have awaiting their answer; more are refused with `rate_limited`,
+   * so that one producer cannot push everyone else's ticks out of the waiting list. Default 65 536.
+   */
+  maxWaitingPerConnection?: number
+  /**
    * Keys the gateway remembers as known (least recently ticked forgotten first); a tick for
    * another key counts against its connection's `maxNewKeysPerSecond`. Default 100 000.
    */
@@ -97,6 +102,9 @@ export async function serveGateway(options: GatewayOptions): Promise<RxrnnGatewa
       ...(options.batchTicks === undefined ? {} : { batchTicks: options.batchTicks }),
       ...(options.maxWaiting === undefined ? {} : { maxWaiting: options.maxWaiting }),
       ...(options.maxKnownKeys === undefined ? {} : { maxKnownKeys: options.maxKnownKeys }),
+      ...(options.maxWaitingPerConnection === undefined
+        ? {}
+        : { maxWaitingPerConnection: options.maxWaitingPerConnection }),
     },
     hub,
   )

@@ -11,6 +11,7 @@
  */
 import { randomInt } from 'node:crypto'
 import { Counter, Gauge, type Registry } from 'prom-client'
+import { RxrnnError } from '../../../src/index.js'
 import { decodeFrame, encodeFrame } from '../../transport/codec.js'
 import { partitionOf } from '../../transport/partition.js'
 import type {
@@ -38,6 +39,11 @@ export interface RelayOptions {
   batchTicks?: number
   /** Ticks awaiting their answer at most; past it the oldest are forgotten (and counted). Default 1 000 000. */
   maxWaiting?: number
+  /**
+   * Ticks one connection may have awaiting their answer; more are refused (`rate_limited`), so
+   * that one producer cannot push everyone else's ticks out of the waiting list. Default 65 536.
+   */
+  maxWaitingPerConnection?: number
   /** Keys remembered as known (least recently ticked forgotten first); others count as new keys. Default 100 000. */
   maxKnownKeys?: number
 }
@@ -81,6 +87,8 @@ export class NatsRelay implements TickHandler {
   private readonly tag = randomInt(1, 2 ** 21)
   private counter = 0
   private readonly waiting = new Map<number, Waiting>()
+  /** Ticks waiting per connection (connections with none are not in it). */
+  private readonly waitingBy = new Map<Connection, number>()
   private readonly known = new Set<string>()
   private batches: unknown[][]
   private batchIds: number[][]
@@ -88,6 +96,7 @@ export class NatsRelay implements TickHandler {
   private readonly flushAllBound = () => this.flushAll()
   private readonly batchTicks: number
   private readonly maxWaiting: number
+  private readonly maxWaitingPerConnection: number
   private readonly maxKnownKeys: number
 
   constructor(
@@ -97,6 +106,7 @@ export class NatsRelay implements TickHandler {
     this.summary = o.summary
     this.batchTicks = o.batchTicks ?? 64
     this.maxWaiting = o.maxWaiting ?? 1_000_000
+    this.maxWaitingPerConnection = o.maxWaitingPerConnection ?? 65_536
     this.maxKnownKeys = o.maxKnownKeys ?? 100_000
     this.batches = Array.from({ length: o.partitions }, () => [])
     this.batchIds = Array.from({ length: o.partitions }, () => [])
@@ -113,12 +123,21 @@ export class NatsRelay implements TickHandler {
 
   tick(conn: Connection, tick: TickFrame): void {
     const { key } = tick
+    const held = this.waitingBy.get(conn) ?? 0
+    if (held >= this.maxWaitingPerConnection) {
+      throw new RxrnnError(
+        'rate_limited',
+        `this connection has ${held} ticks waiting for their answers, the gateway's limit; wait for answers before sending more`,
+      )
+    }
     this.remember(key)
     const id = this.tag * TAG_SPAN + (this.counter = (this.counter + 1) % TAG_SPAN)
     this.waiting.set(id, { conn, id: tick.id, target: tick.y })
+    this.waitingBy.set(conn, held + 1)
     if (this.waiting.size > this.maxWaiting) {
       // Insertion order: the first key is the oldest tick still waiting.
-      this.waiting.delete(this.waiting.keys().next().value as number)
+      const oldest = this.waiting.keys().next().value as number
+      this.release(oldest, this.waiting.get(oldest)!)
       this.forgotten++
     }
     const frame: Record<string, unknown> = { type: 'tick', key, x: tick.x, id }
@@ -148,7 +167,7 @@ export class NatsRelay implements TickHandler {
     const w = this.waiting.get(frame.id)
     if (w === undefined) return
     if (frame.type === 'prediction' && typeof frame.key === 'string' && isNumbers(frame.y)) {
-      this.waiting.delete(frame.id)
+      this.release(frame.id, w)
       const key = frame.key
       const y = frame.y
       const reply: PredictionFrame = { type: 'prediction', key, y }
@@ -158,7 +177,7 @@ export class NatsRelay implements TickHandler {
         this.hub.broadcast('predictions', key, () => broadcastFrame(reply, w.target), w.conn)
       }
     } else if (frame.type === 'error' && typeof frame.code === 'string') {
-      this.waiting.delete(frame.id)
+      this.release(frame.id, w)
       const message = typeof frame.message === 'string' ? frame.message : 'a worker refused the tick'
       const error = errorFrame(frame.code as ErrorFrame['code'], message, w.id)
       this.reject(error)
@@ -211,6 +230,14 @@ export class NatsRelay implements TickHandler {
     })
   }
 
+  /** The tick `id` is no longer waiting (answered, refused or forgotten). */
+  private release(id: number, w: Waiting): void {
+    this.waiting.delete(id)
+    const held = this.waitingBy.get(w.conn) ?? 1
+    if (held <= 1) this.waitingBy.delete(w.conn)
+    else this.waitingBy.set(w.conn, held - 1)
+  }
+
   /** Keeps `key` among the known keys, most recent last; the least recent leave past the limit. */
   private remember(key: string): void {
     if (this.known.delete(key)) {
@@ -244,7 +271,7 @@ export class NatsRelay implements TickHandler {
       for (const id of ids) {
         const w = this.waiting.get(id)
         if (!w) continue
-        this.waiting.delete(id)
+        this.release(id, w)
         const refusal = errorFrame(
           'internal',
           `the tick could not be stored in JetStream (${error.message}); send it again`,

@@ -255,6 +255,24 @@ describe.skipIf(natsServerPath === null)('the gateway takes serve’s security',
     await answered(producer)
   })
 
+  it('one connection may have at most maxWaitingPerConnection ticks awaiting answers: more get rate_limited, each tick gets one answer', async () => {
+    const gateway = await start({ maxWaitingPerConnection: 5 })
+    const producer = await open(gateway.url)
+    await answered(producer)
+    const from = producer.frames.length
+    // Sent at once: all 50 arrive before the first answer can come back through NATS.
+    for (let i = 0; i < 50; i++) producer.send({ type: 'tick', key: 'alive', x: [i / 50, 0], id: 20_000 + i })
+    await waitUntil(() => producer.frames.length - from >= 50, 'an answer to each of the 50 ticks')
+    const answers = producer.frames.slice(from)
+    const limited = answers.filter((f) => f.type === 'error' && f.code === 'rate_limited')
+    expect(limited.length).toBeGreaterThanOrEqual(1)
+    expect(limited[0]!.message).toMatch(/ticks waiting for their answers/)
+    expect(answers.filter((f) => f.type === 'prediction')).toHaveLength(50 - limited.length)
+    expect(new Set(answers.map((f) => f.id)).size).toBe(50)
+    // Once answered, the connection may send again.
+    await answered(producer)
+  })
+
   it('--max-connections and the per-address limit answer 503; a peer that never answers a ping is terminated', async () => {
     const gateway = await start({
       maxConnections: 3,
