@@ -108,29 +108,27 @@ export async function serveGateway(options: GatewayOptions): Promise<RxrnnGatewa
     },
     hub,
   )
-  const endpoint = new Endpoint(options, hub, gatewayModel(relay, progress, options.expect ?? {}))
-  relay.register(endpoint.prometheus.registry)
-  progress.register(endpoint.prometheus.registry)
+  let endpoint: Endpoint
+  try {
+    // A certificate that cannot be read, a port in use: the NATS connection must not keep the process alive.
+    endpoint = new Endpoint(options, hub, gatewayModel(relay, progress, options.expect ?? {}))
+    relay.register(endpoint.prometheus.registry)
+    progress.register(endpoint.prometheus.registry)
+    await endpoint.listen()
+  } catch (error) {
+    await nc.drain().catch(() => {})
+    throw error
+  }
+  const guard = endpoint.guard.bind(endpoint)
 
   // Every partition's answers, and every worker's metrics. Whatever arrives there, a bug on one
   // message is logged and the gateway goes on.
   const predictionsSub = nc.subscribe(names.allPredictions, {
-    callback: (_error, msg) => endpoint.guard(() => relay.answer(msg.data)),
+    callback: (_error, msg) => guard(() => relay.answer(msg.data)),
   })
   const metricsSub = nc.subscribe(names.allMetrics, {
-    callback: (_error, msg) => endpoint.guard(() => progress.receive(msg.data)),
+    callback: (_error, msg) => guard(() => progress.receive(msg.data)),
   })
-  const disconnect = async () => {
-    predictionsSub.unsubscribe()
-    metricsSub.unsubscribe()
-    await nc.drain().catch(() => {})
-  }
-  try {
-    await endpoint.listen()
-  } catch (error) {
-    await disconnect()
-    throw error
-  }
 
   return {
     host: endpoint.host,
@@ -142,7 +140,9 @@ export async function serveGateway(options: GatewayOptions): Promise<RxrnnGatewa
     async close(code = 1001) {
       relay.flushAll()
       await endpoint.close(code)
-      await disconnect()
+      predictionsSub.unsubscribe()
+      metricsSub.unsubscribe()
+      await nc.drain().catch(() => {})
     },
   }
 }

@@ -344,5 +344,11 @@ describe.skipIf(natsServerPath === null)('the gateway takes serve’s security',
     const short = await startServeProcess([...args, '--token', 'ten-chars!']).catch((error: Error) => error)
     expect(short).toBeInstanceOf(Error)
     expect((short as Error).message).toMatch(/exited \(2\).*at least 16 characters/s)
+    // A port in use: exit 2, saying so.
+    const taken = Number(new URL(child.url).port)
+    const busy = await startServeProcess([...args.slice(0, 4), '--port', String(taken)]).catch(
+      (error: Error) => error,
+    )
+    expect((busy as Error).message).toMatch(/exited \(2\).*the port is in use/s)
   })
 })
