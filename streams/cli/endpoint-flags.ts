@@ -4,7 +4,7 @@
  * that `serve` and `serve --nats` (the gateway) take the same flags with the same defaults.
  */
 import { readFileSync } from 'node:fs'
-import type { EndpointOptions } from '../server/endpoint.js'
+import type { EndpointOptions } from '../server/endpoint-options.js'
 import { UsageError } from './io.js'
 import type { FlagSource, ServeConfigFile, ServeFlags } from './serve.js'
 

@@ -11,7 +11,8 @@
  * server's Prometheus registry), with the same options and defaults.
  */
 import type { FrameExpectations, MetricsFrame, ModelSummary } from '../../transport/protocol.js'
-import { checkEndpointOptions, Endpoint, type EndpointOptions } from '../endpoint.js'
+import { Endpoint } from '../endpoint.js'
+import { checkEndpointOptions, type EndpointOptions } from '../endpoint-options.js'
 import { Hub } from '../hub.js'
 import type { ServerMetrics } from '../prometheus.js'
 import type { ConnectionCounters, EndpointModel, LearningFigures } from '../tick-handler.js'
