@@ -9,6 +9,7 @@ export { CELL_KINDS, WEIGHT_INITS } from './config.js'
 export type { DType, FloatArray } from './dtype.js'
 export type { RxrnnErrorCode } from './errors.js'
 export { RxrnnError } from './errors.js'
+export * from './forecasting/index.js'
 export type { Kernels } from './kernels.js'
 export type {
   KeyEntry,

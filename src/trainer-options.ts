@@ -1,4 +1,7 @@
 import { RxrnnError } from './errors.js'
+import { horizonProblems } from './forecasting/horizon.js'
+import type { LearningRateSchedule } from './forecasting/lr-schedule.js'
+import { validateSchedule } from './forecasting/lr-schedule.js'
 import type { LossName } from './losses.js'
 import { LOSS_NAMES } from './losses.js'
 import type { OptimizerConfig } from './optimizers.js'
@@ -38,6 +41,15 @@ export interface TrainerOptions {
    * loss, the weights and optimizer state go back to the last good copy, saved every `every` updates.
    */
   rollback?: { lossFactor?: number; every?: number }
+  /**
+   * Direct multi-horizon forecasting: the model's outputSize is horizon × the target's width,
+   * row h − 1 forecasting the target h steps on (the target given h − 1 events later). A step's
+   * loss enters once all its targets have arrived, so each update learns from the k1 steps that
+   * ended horizon − 1 steps ago: k2 must be >= k1 + horizon − 1. Default 1 (the next value).
+   */
+  horizon?: number
+  /** Learning-rate schedule over the update count (the optimizer's lr is the base). Default constant. */
+  lrSchedule?: LearningRateSchedule
 }
 
 export interface ResolvedTrainerOptions {
@@ -53,6 +65,8 @@ export interface ResolvedTrainerOptions {
   seed: number | undefined
   diagnosticsEvery: number
   rollback: { lossFactor: number; every: number } | undefined
+  horizon: number
+  lrSchedule: LearningRateSchedule | undefined
 }
 
 export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerOptions {
@@ -108,7 +122,7 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
           lossFactor: positive('rollback.lossFactor', o.rollback.lossFactor) ?? 10,
           every: o.rollback.every === undefined ? 10 : int('rollback.every', o.rollback.every, 1),
         }
-  const resolved: ResolvedTrainerOptions = {
+  const common = {
     k1,
     k2,
     loss: o.loss as LossName,
@@ -122,6 +136,10 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     diagnosticsEvery: o.diagnosticsEvery === undefined ? 1 : int('diagnosticsEvery', o.diagnosticsEvery, 0),
     rollback,
   }
+  const horizon = o.horizon === undefined ? 1 : int('horizon', o.horizon, 1)
+  problems.push(...horizonProblems(k1, k2, horizon, o.loss))
+  if (o.lrSchedule !== undefined) problems.push(...validateSchedule(o.lrSchedule))
+  const resolved: ResolvedTrainerOptions = { ...common, horizon, lrSchedule: o.lrSchedule }
   if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid trainer options', problems)
   return resolved
 }

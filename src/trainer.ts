@@ -4,6 +4,8 @@ import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import { HorizonTargets } from './forecasting/horizon.js'
+import { LearningRateController } from './forecasting/lr-schedule.js'
 import { LayerWindowGrads } from './layer.js'
 import type { Loss } from './losses.js'
 import { createLoss } from './losses.js'
@@ -130,6 +132,10 @@ export class OnlineTrainer {
   private readonly goodParams: FloatArray | null
   private readonly goodOptimizerState: Record<string, FloatArray> | null
   private goodOptimizerT = 0
+  /** Multi-horizon targets (options.horizon > 1), else null: the hook that delays targets into the window. */
+  readonly horizonTargets: HorizonTargets | null
+  /** The learning rate per update: schedule and drift raises. */
+  readonly learningRate: LearningRateController
 
   constructor(model: Model, options: TrainerOptions) {
     this.model = model
@@ -146,6 +152,9 @@ export class OnlineTrainer {
     )
     this.rng = new Rng(o.seed ?? c.seed + 1)
     const A = this.ArrayType
+    this.horizonTargets =
+      o.horizon > 1 ? new HorizonTargets(o.horizon, c.outputSize, o.loss, o.huberDelta, A) : null
+    this.learningRate = new LearningRateController(o.optimizer.lr, o.lrSchedule)
     // Scratch the kernels read and write lives in their memory (no staging copies).
     const alloc = (n: number) => model.kernels.alloc(n)
     this.xIn = alloc(c.inputSize)
@@ -272,6 +281,8 @@ export class OnlineTrainer {
       ...(o.clipValue === undefined ? {} : { clipValue: o.clipValue }),
       ...(o.seed === undefined ? {} : { seed: o.seed }),
       ...(o.rollback === undefined ? {} : { rollback: o.rollback }),
+      ...(o.horizon === 1 ? {} : { horizon: o.horizon }),
+      ...(o.lrSchedule === undefined ? {} : { lrSchedule: o.lrSchedule }),
     }
     return {
       model: this.model.config,
@@ -393,6 +404,7 @@ export class OnlineTrainer {
    */
   check(x: ArrayLike<number>, target?: number | ArrayLike<number> | null): boolean {
     copyFiniteVector(this.xIn, x, 'x', 'bad_input', 'inputSize')
+    if (this.horizonTargets) return this.horizonTargets.read(target)
     const hasTarget = target !== undefined && target !== null
     if (hasTarget) {
       const problem = this.loss.readTarget(this.targetIn, target)
@@ -444,6 +456,7 @@ export class OnlineTrainer {
     seq.observed++
     seq.sinceUpdate++
     if (seq.filled < this.options.k2) seq.filled++
+    this.horizonTargets?.write(seq, hasTarget)
     if (seq.cleanState) return model.stepValidated(slot.x, seq.cleanState)
     return y
   }
@@ -485,8 +498,9 @@ export class OnlineTrainer {
     for (let i = 0; i < n; i++) trajectory[i] = seq.slotBack(n - 1 - i)
     const entering = seq.slotBack(n)
     let lossSteps = 0
-    // The loss covers the last k1 steps, or fewer in a sequence's first, shortened window.
-    const lossStart = Math.max(0, n - k1)
+    // The loss covers the last k1 steps, or fewer in a sequence's first, shortened window; with a
+    // horizon H, the k1 steps that ended H − 1 steps ago (the newer ones await targets).
+    const lossStart = Math.max(0, n - k1 - o.horizon + 1)
     for (let i = lossStart; i < n; i++) if (trajectory[i]!.hasTarget) lossSteps++
     if (lossSteps === 0) return undefined
 
@@ -547,7 +561,7 @@ export class OnlineTrainer {
     const top = L - 1
     const H = model.config.hiddenSize
     const act = this.activations
-    const firstLossStep = accumulate ? n - this.options.k1 : n - 1
+    const firstLossStep = accumulate ? n - this.options.k1 - this.options.horizon + 1 : n - 1
     for (const c of this.carry) c.fill(0)
     for (let i = n - 1; i >= 0; i--) {
       const s = act[i]!
@@ -647,6 +661,8 @@ export class OnlineTrainer {
     // The good copy is the weights whose loss was just accepted, saved before the step: weights
     // saved after it are vouched for by no loss yet, and rolling back to them would undo nothing.
     if (o.rollback && this.optimizer.t % o.rollback.every === 0) this.saveGoodWeights()
+    if (this.learningRate.engaged) this.optimizer.setLearningRate(this.learningRate.rateAt(this.optimizer.t))
+    report.lr = this.optimizer.config.lr
     this.optimizer.step(params.values, grads)
     report.update = this.optimizer.t
     this.lossAverage = Number.isNaN(this.lossAverage) ? loss : 0.9 * this.lossAverage + 0.1 * loss

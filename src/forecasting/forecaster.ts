@@ -1,0 +1,189 @@
+import type { FloatArray } from '../dtype.js'
+import type { OnlineTrainer } from '../trainer.js'
+import type { SequenceWindow } from '../window.js'
+import { RecursiveRollout } from './rollout.js'
+import type { ForecastTrackingOptions } from './tracker.js'
+import { ForecastTracker } from './tracker.js'
+
+/** A drift alarm: the key, its observed steps (as in update reports), the detector and what was done. */
+export interface DriftEvent {
+  type: 'drift'
+  key: string
+  step: number
+  detector: string
+  response: string
+  /** The loss that tipped it. */
+  loss: number
+  /** The detector's own account (Page-Hinkley: statistic and threshold; ADWIN: means before and after). */
+  detail: Record<string, number>
+}
+
+/** What forecasting adds to a tick's result. Arrays are fresh: yours to keep. */
+export interface ForecastFields {
+  /** H rows of outputSize: row h − 1 forecasts the target h ticks on; row 0 is the prediction. */
+  ahead?: number[][]
+  /** The interval of row 0 (with `coverage`). */
+  lower?: number[]
+  upper?: number[]
+  /** The intervals of every row (with `coverage` and a horizon > 1). */
+  aheadLower?: number[][]
+  aheadUpper?: number[][]
+  /** 1 − conformal p-value of this tick's target (with `coverage`, on ticks with a target). */
+  anomaly?: number
+  /** anomaly >= anomalyThreshold. */
+  isAnomaly?: boolean
+  /** Present on the tick the drift detector fired. */
+  drift?: DriftEvent
+}
+
+/** Forecasting options as `learn`, `learnByKey`, `forecast` and `serve` take them. */
+export interface ForecastingOptions extends ForecastTrackingOptions {
+  /**
+   * Recursive roll-out over this many steps (the model's output is its next input), when the
+   * trainer has no direct multi-horizon head (`horizon` in the trainer options).
+   */
+  rollout?: number
+}
+
+/**
+ * Per key forecasting around one trainer: splits the head's output into horizon rows, or rolls
+ * a one-step model out; calibrates intervals, scores anomalies, watches for drift and runs the
+ * drift response ('reset': the key's state and window; 'raise-lr': the shared learning rate for
+ * a while; 'report': nothing). Keys are created on first sight; `delete` one when it is evicted.
+ *
+ * Cost per tick: the tracker's O(H·O·log W) (see ForecastTracker), plus H − 1 forward steps
+ * with a roll-out; memory per key O(H²·O + H·O·W).
+ *
+ * @example
+ * const book = new ForecastBook(trainer, { coverage: 0.9, drift: { response: 'reset' } })
+ * const { prediction } = trainer.observe(x, y)
+ * const fields = book.step('sensor-7', trainer.sequence, prediction, y)
+ */
+export class ForecastBook {
+  readonly horizon: number
+  /** Outputs per row (the target's width). */
+  readonly width: number
+  private readonly trackers = new Map<string, ForecastTracker>()
+  private readonly rollout: RecursiveRollout | null
+  private readonly target: Float64Array
+  /** Drift alarms so far, over all keys. */
+  drifts = 0
+  anomalies = 0
+  /** Outcomes scored and covered, over all keys (row 0): the realised coverage. */
+  outcomes = 0
+  covered = 0
+
+  constructor(
+    readonly trainer: OnlineTrainer,
+    readonly options: ForecastingOptions,
+  ) {
+    const c = trainer.model.config
+    const direct = trainer.options.horizon
+    this.rollout =
+      options.rollout !== undefined && options.rollout > 1 && direct === 1
+        ? new RecursiveRollout(trainer.model, options.rollout)
+        : null
+    this.horizon = this.rollout ? options.rollout! : direct
+    this.width = c.outputSize / direct
+    this.target = new Float64Array(this.width)
+    // Validate the options now, not on the first event.
+    new ForecastTracker(this.width, this.horizon, options)
+  }
+
+  /** Whether anything beyond the plain prediction is asked for. */
+  get active(): boolean {
+    return (
+      this.horizon > 1 ||
+      this.options.coverage !== undefined ||
+      (this.options.drift !== undefined && this.options.drift !== false)
+    )
+  }
+
+  /**
+   * One tick of `key`, after the trainer's step on `seq` produced `output` (the head's whole
+   * output) for this tick, whose target is `target` (a vector or number, or null).
+   */
+  step(
+    key: string,
+    seq: SequenceWindow,
+    output: ArrayLike<number>,
+    target: number | ArrayLike<number> | null | undefined,
+  ): ForecastFields {
+    let tracker = this.trackers.get(key)
+    if (!tracker) {
+      tracker = new ForecastTracker(this.width, this.horizon, this.options)
+      this.trackers.set(key, tracker)
+    }
+    const rows = this.rollout ? this.rollout.run(seq.state, output) : output
+    let t: Float64Array | null = null
+    if (target !== undefined && target !== null) {
+      t = this.target
+      if (typeof target === 'number') t[0] = target
+      else for (let o = 0; o < this.width; o++) t[o] = target[o]!
+    }
+    const missesBefore = this.rowMisses(tracker)
+    const r = tracker.step(rows, t)
+    const fields: ForecastFields = {}
+    const W = this.width
+    const H = this.horizon
+    const split = (a: ArrayLike<number>): number[][] =>
+      Array.from({ length: H }, (_, h) => Array.from({ length: W }, (_, o) => a[h * W + o]!))
+    if (H > 1) fields.ahead = split(rows)
+    if (tracker.conformal) {
+      fields.lower = Array.from(r.lower.subarray(0, W))
+      fields.upper = Array.from(r.upper.subarray(0, W))
+      if (H > 1) {
+        fields.aheadLower = split(r.lower)
+        fields.aheadUpper = split(r.upper)
+      }
+      if (t) {
+        fields.anomaly = r.anomaly
+        fields.isAnomaly = r.isAnomaly
+        if (r.isAnomaly) this.anomalies++
+        this.outcomes += W
+        this.covered += W - (this.rowMisses(tracker) - missesBefore)
+      }
+    }
+    if (r.drift) {
+      this.drifts++
+      const drift = tracker.drift!
+      if (drift.response === 'reset') seq.reset()
+      else if (drift.response === 'raise-lr')
+        this.trainer.learningRate.raise(drift.raiseFactor, drift.raiseUpdates)
+      fields.drift = {
+        type: 'drift',
+        key,
+        step: seq.observed,
+        detector: drift.detector,
+        response: drift.response,
+        loss: r.loss,
+        detail: tracker.detector!.describe(),
+      }
+    }
+    return fields
+  }
+
+  private rowMisses(tracker: ForecastTracker): number {
+    let misses = 0
+    if (tracker.conformal) for (let o = 0; o < this.width; o++) misses += tracker.conformal.misses[o]!
+    return misses
+  }
+
+  /** The realised coverage of row 0 over every key so far (NaN before any outcome). */
+  coverage(): number {
+    return this.outcomes === 0 ? Number.NaN : this.covered / this.outcomes
+  }
+
+  /** The row-0 part of the head's output (the plain prediction). */
+  firstRow(output: FloatArray): FloatArray {
+    return output.length === this.width ? output : output.subarray(0, this.width)
+  }
+
+  tracker(key: string): ForecastTracker | undefined {
+    return this.trackers.get(key)
+  }
+
+  delete(key: string): void {
+    this.trackers.delete(key)
+  }
+}
