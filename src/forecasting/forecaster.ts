@@ -32,6 +32,8 @@ export interface ForecastFields {
   anomaly?: number
   /** anomaly >= anomalyThreshold. */
   isAnomaly?: boolean
+  /** Whether this tick's target lay in the interval made for it (row 0, every output); with `coverage` and a target. */
+  covered?: boolean
   /** Present on the tick the drift detector fired. */
   drift?: DriftEvent
 }
@@ -43,6 +45,8 @@ export interface ForecastingOptions extends ForecastTrackingOptions {
    * trainer has no direct multi-horizon head (`horizon` in the trainer options).
    */
   rollout?: number
+  /** Runs the 'reset' drift response for a key; default: reset the sequence it was given. */
+  resetKey?: (key: string, seq: SequenceWindow) => void
 }
 
 /**
@@ -140,15 +144,19 @@ export class ForecastBook {
         fields.anomaly = r.anomaly
         fields.isAnomaly = r.isAnomaly
         if (r.isAnomaly) this.anomalies++
+        const missed = this.rowMisses(tracker) - missesBefore
         this.outcomes += W
-        this.covered += W - (this.rowMisses(tracker) - missesBefore)
+        this.covered += W - missed
+        fields.covered = missed === 0
       }
     }
     if (r.drift) {
       this.drifts++
       const drift = tracker.drift!
-      if (drift.response === 'reset') seq.reset()
-      else if (drift.response === 'raise-lr')
+      if (drift.response === 'reset') {
+        if (this.options.resetKey) this.options.resetKey(key, seq)
+        else seq.reset()
+      } else if (drift.response === 'raise-lr')
         this.trainer.learningRate.raise(drift.raiseFactor, drift.raiseUpdates)
       fields.drift = {
         type: 'drift',

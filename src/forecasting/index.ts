@@ -12,6 +12,8 @@ export { createDriftDetector, DRIFT_DETECTORS, DRIFT_RESPONSES, resolveDriftOpti
 export type { DriftEvent, ForecastFields, ForecastingOptions } from './forecaster.js'
 export { ForecastBook } from './forecaster.js'
 export { HorizonTargets, horizonProblems } from './horizon.js'
+export type { InputOptions, MissingPolicy } from './inputs.js'
+export { InputAugmenter, MISSING_POLICIES } from './inputs.js'
 export type { LearningRateSchedule } from './lr-schedule.js'
 export { LearningRateController, scheduleFactor } from './lr-schedule.js'
 export { PageHinkley } from './page-hinkley.js'

@@ -3,9 +3,27 @@
  * JSON config file (flags win), live progress, and a clean shutdown on SIGINT / SIGTERM.
  */
 import { readFile } from 'node:fs/promises'
-import { type Command, Option } from 'commander'
-import type { CellKind, DType, LossName, Model, ModelConfig, TrainerOptions } from '../../src/index.js'
-import { CELL_KINDS, createModel, LOSS_NAMES, RxrnnError } from '../../src/index.js'
+import { type Command, InvalidArgumentError, Option } from 'commander'
+import type {
+  CellKind,
+  DriftDetectorName,
+  DriftResponse,
+  DType,
+  LossName,
+  MissingPolicy,
+  Model,
+  ModelConfig,
+  TrainerOptions,
+} from '../../src/index.js'
+import {
+  CELL_KINDS,
+  createModel,
+  DRIFT_DETECTORS,
+  DRIFT_RESPONSES,
+  LOSS_NAMES,
+  MISSING_POLICIES,
+  RxrnnError,
+} from '../../src/index.js'
 import { resolveTrainerOptions } from '../../src/trainer-options.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
@@ -44,6 +62,13 @@ export interface ServeFlags {
   checkpoint?: string
   checkpointEvery: number
   dashboard: boolean
+  horizon?: number
+  coverage?: number
+  anomalyThreshold?: number
+  drift?: DriftDetectorName | true
+  onDrift?: DriftResponse
+  timeFeature?: boolean
+  missing?: MissingPolicy
 }
 
 /** What a `--config` file holds: `model` and `trainer` as the library takes them, and server options. */
@@ -187,6 +212,38 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
         .default(60_000, '1m'),
     )
     .option('--no-dashboard', 'do not serve the live dashboard on http://HOST:PORT/')
+    .option(
+      '--horizon <n>',
+      'forecast n ticks ahead with a direct multi-horizon head: prediction frames carry `ahead` (n rows of --output-size); k2 defaults to k1 + n - 1',
+      integer(1),
+    )
+    .option(
+      '--coverage <c>',
+      'calibrated intervals (adaptive conformal, per key): frames carry lower/upper holding the target with long-run probability c, and an anomaly score',
+      fraction,
+    )
+    .option('--anomaly-threshold <a>', 'mark ticks whose anomaly score is >= a (default 0.99)', fraction)
+    .addOption(
+      new Option(
+        '--drift [detector]',
+        "detect drift on each key's prequential loss; alarms go to `updates` subscribers",
+      ).choices(DRIFT_DETECTORS),
+    )
+    .addOption(
+      new Option('--on-drift <response>', 'what a drift alarm does (default report)').choices(
+        DRIFT_RESPONSES,
+      ),
+    )
+    .option(
+      '--time-feature',
+      "also feed the model ln(1 + seconds since the key's last tick), from the ticks' t",
+    )
+    .addOption(
+      new Option(
+        '--missing <policy>',
+        'accept null in x: impute (last value or zero) and add a mask input per feature',
+      ).choices(MISSING_POLICIES),
+    )
   command.action(async (flags: ServeFlags, cmd: Command) => {
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
@@ -310,6 +367,17 @@ export function resolveServeOptions(
     const value = pick(field, trainer[field])
     if (value !== undefined) trainer[field] = value
   }
+  // Forecasting: the model's sizes grow by what the flags add (rows of the head, masks, the time input).
+  const horizon = flags.horizon ?? (trainer.horizon as number | undefined) ?? 1
+  if (horizon > 1) {
+    trainer.horizon = horizon
+    if (typeof model.outputSize === 'number') model.outputSize = model.outputSize * horizon
+    // k2 must reach back over the horizon: unless given, it does.
+    if (trainer.k2 === undefined && typeof trainer.k1 === 'number') trainer.k2 = trainer.k1 + horizon - 1
+  }
+  if (typeof model.inputSize === 'number' && (flags.missing || flags.timeFeature)) {
+    model.inputSize = model.inputSize * (flags.missing ? 2 : 1) + (flags.timeFeature ? 1 : 0)
+  }
   // 0 (a flag) or null (a file) turns clipping off.
   const clipNorm = pick('clipNorm', trainer.clipNorm)
   if (clipNorm === 0 || clipNorm === null) delete trainer.clipNorm
@@ -367,11 +435,31 @@ export function resolveServeOptions(
     const everyMs = pick('checkpointEvery', file.checkpoint?.everyMs) ?? 60_000
     options.checkpoint = { path: checkpointPath, everyMs }
   }
+  const forecasting: NonNullable<ServeOptions['forecasting']> = {}
+  if (flags.coverage !== undefined) forecasting.coverage = flags.coverage
+  if (flags.anomalyThreshold !== undefined) forecasting.anomalyThreshold = flags.anomalyThreshold
+  if (flags.drift !== undefined || flags.onDrift !== undefined) {
+    forecasting.drift = {
+      ...(typeof flags.drift === 'string' ? { detector: flags.drift } : {}),
+      ...(flags.onDrift ? { response: flags.onDrift } : {}),
+    }
+  }
+  if (flags.timeFeature) forecasting.timeFeature = true
+  if (flags.missing) forecasting.missing = flags.missing
+  if (Object.keys(forecasting).length > 0) options.forecasting = forecasting
   const tokenValue = pick('token', file.token)
   if (tokenValue !== undefined) options.token = tokenValue
   const idleMs = pick('idleMs', file.idleMs)
   if (idleMs !== undefined) options.idleMs = idleMs
   return options
+}
+
+/** A number strictly between 0 and 1 (a coverage or a threshold). */
+function fraction(value: string): number {
+  const n = Number(value)
+  if (!(n > 0 && n < 1))
+    throw new InvalidArgumentError('Expected a number between 0 and 1 (exclusive), e.g. 0.9.')
+  return n
 }
 
 /** Appends the flag and config field a core problem is about, when it is one of ours. */

@@ -4,15 +4,24 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import { WebSocketServer } from 'ws'
-import type { ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type { ForecastFields, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { createModel, KeyedTrainer, Model, OnlineTrainer, RxrnnError } from '../../src/index.js'
 import { Monitor } from '../operators/monitor.js'
 import type { FrameEncoding } from '../transport/codec.js'
 import { decodeClientFrame, encodeFrame } from '../transport/codec.js'
-import type { Channel, ClientFrame, MetricsFrame, ModelSummary, TickFrame } from '../transport/protocol.js'
+import type {
+  Channel,
+  ClientFrame,
+  MetricsFrame,
+  ModelSummary,
+  PredictionFrame,
+  TickFrame,
+} from '../transport/protocol.js'
 import { errorFrame, PROTOCOL_VERSION } from '../transport/protocol.js'
 import { readCheckpoint, removeStaleTemporaries, writeFileAtomic } from './checkpoint.js'
 import { dashboardRoutes } from './dashboard/index.js'
+import type { ServeForecastingOptions } from './forecasting.js'
+import { ServerForecasting } from './forecasting.js'
 
 /** How long replies may wait in a corked socket while later ticks of the same chunk run, in ms. */
 const CORK_BUDGET_MS = 1
@@ -76,6 +85,11 @@ export interface ServeOptions {
   checkpoint?: { path: string; everyMs: number }
   /** Log lines (connections, errors). Default: none. */
   log?: (line: string) => void
+  /**
+   * Intervals, anomaly scores, drift detection, irregular time and missing values (see
+   * ServeForecastingOptions); the horizon is `trainer.horizon`. Default: none of them.
+   */
+  forecasting?: ServeForecastingOptions
 }
 
 /** A running server. */
@@ -138,7 +152,12 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     targetScratch[0] = y
     return targetScratch
   }
-  const onEvict = (key: string) => previousTargets.delete(key)
+  // Assigned once the trainer exists; keys evicted before that have nothing to forget there.
+  let forecasting: ServerForecasting | null = null
+  const onEvict = (key: string) => {
+    previousTargets.delete(key)
+    forecasting?.delete(key)
+  }
   if (options.checkpoint) await removeStaleTemporaries(options.checkpoint.path)
   const saved = options.checkpoint ? readCheckpoint(options.checkpoint.path) : null
   let keyed: KeyedTrainer
@@ -159,14 +178,18 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   }
   const trainer = keyed.trainer
   const model = trainer.model
+  const horizonActive = trainer.options.horizon > 1
+  if (options.forecasting || horizonActive)
+    forecasting = new ServerForecasting(keyed, options.forecasting ?? {})
   const monitor = new Monitor()
   const host = options.host ?? '127.0.0.1'
   const maxPayload = options.maxPayload ?? 1 << 20
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 << 20
   const classification = trainer.loss.name === 'cross_entropy'
   const expect = {
-    inputSize: model.config.inputSize,
-    outputSize: model.config.outputSize,
+    inputSize: forecasting?.rawInputSize ?? model.config.inputSize,
+    outputSize: forecasting?.width ?? model.config.outputSize,
+    allowMissing: forecasting?.inputs?.missing !== undefined && forecasting?.inputs?.missing !== null,
     task: classification ? ('classification' as const) : ('regression' as const),
     maxBytes: maxPayload,
   }
@@ -291,21 +314,26 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   const onTick = (conn: Connection, tick: TickFrame): void => {
     conn.producer = true
     let prediction: number[]
+    let forecast: ForecastFields | null = null
     try {
       let output: ArrayLike<number>
       let updates: readonly UpdateReport[] = noUpdates
+      const x = forecasting ? forecasting.prepare(tick.key, tick.x, tick.t) : tick.x
       if (deferUpdates) {
-        output = keyed.observeDeferred(tick.key, tick.x, tick.y ?? null)
+        output = keyed.observeDeferred(tick.key, x, tick.y ?? null)
         scheduleFlush()
       } else {
-        const observed = keyed.observe(tick.key, tick.x, tick.y ?? null)
+        const observed = keyed.observe(tick.key, x, tick.y ?? null)
         output = observed.prediction
         updates = observed.updates
       }
+      // Intervals, anomaly and drift (with a horizon, `y` is row 0 of the head's rows).
+      if (forecasting) forecast = forecasting.annotate(tick.key, output, tick.y)
       // A plain array for the frame (a typed array would go out as msgpackr's extension); a loop,
       // not Array.from, which walks an iterator.
-      prediction = new Array<number>(output.length)
-      for (let i = 0; i < output.length; i++) prediction[i] = output[i]!
+      const width = expect.outputSize
+      prediction = new Array<number>(width)
+      for (let i = 0; i < width; i++) prediction[i] = output[i]!
       monitor.event()
       const y = tick.y
       if (y !== undefined && y !== null) {
@@ -326,13 +354,18 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       send(conn, errorFrame(error.code, error.message, tick.id))
       return
     }
-    const reply: { type: 'prediction'; key: string; id?: number; y: number[] } = {
+    const reply: PredictionFrame = {
       type: 'prediction',
       key: tick.key,
       y: prediction,
     }
     if (tick.id !== undefined) reply.id = tick.id
+    if (forecast) addForecastFields(reply, forecast)
     send(conn, reply)
+    if (forecast) {
+      monitor.forecast(forecast)
+      if (forecast.drift) broadcast('updates', tick.key, forecast.drift)
+    }
     if (subscribers.predictions > 0) {
       // Other subscribers also get the target, when the tick had one.
       const y = tick.y
@@ -375,6 +408,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
         return
       case 'reset':
         keyed.reset(frame.key)
+        forecasting?.book.tracker(frame.key)?.forgetForecasts()
         scheduleFlush()
         previousTargets.delete(frame.key)
         return
@@ -416,6 +450,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       sampledOut,
       evicted: keyed.evicted,
     }
+    if (forecasting) Object.assign(frame, forecasting.metrics())
     if (m.regression && m.regression.n > 0) {
       frame.rmse = m.regression.rmse
       frame.mae = m.regression.mae
@@ -566,4 +601,15 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       })
     },
   }
+}
+
+/** The forecasting fields of a prediction frame (only those present). */
+function addForecastFields(reply: PredictionFrame, f: ForecastFields): void {
+  if (f.ahead) reply.ahead = f.ahead
+  if (f.lower) reply.lower = f.lower
+  if (f.upper) reply.upper = f.upper
+  if (f.aheadLower) reply.aheadLower = f.aheadLower
+  if (f.aheadUpper) reply.aheadUpper = f.aheadUpper
+  if (f.anomaly !== undefined) reply.anomaly = f.anomaly
+  if (f.isAnomaly !== undefined) reply.isAnomaly = f.isAnomaly
 }
