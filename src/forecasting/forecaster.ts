@@ -1,4 +1,5 @@
 import type { FloatArray } from '../dtype.js'
+import type { RecurrentState } from '../state.js'
 import type { OnlineTrainer } from '../trainer.js'
 import type { SequenceWindow } from '../window.js'
 import { RecursiveRollout } from './rollout.js'
@@ -113,42 +114,62 @@ export class ForecastBook {
     output: ArrayLike<number>,
     target: number | ArrayLike<number> | null | undefined,
   ): ForecastFields {
+    const fields = this.forecast(key, seq.state, output)
+    return target === undefined || target === null ? fields : this.outcome(key, seq, target, fields)
+  }
+
+  /**
+   * The forecast half of `step`, for targets that arrive later: the rows and intervals of this
+   * tick's forecast. `state` is the state after the step that made `output` (for a roll-out).
+   */
+  forecast(key: string, state: RecurrentState, output: ArrayLike<number>): ForecastFields {
     let tracker = this.trackers.get(key)
     if (!tracker) {
       tracker = new ForecastTracker(this.width, this.horizon, this.options)
       this.trackers.set(key, tracker)
     }
-    const rows = this.rollout ? this.rollout.run(seq.state, output) : output
-    let t: Float64Array | null = null
-    if (target !== undefined && target !== null) {
-      t = this.target
-      if (typeof target === 'number') t[0] = target
-      else for (let o = 0; o < this.width; o++) t[o] = target[o]!
-    }
-    const missesBefore = this.rowMisses(tracker)
-    const r = tracker.step(rows, t)
+    const rows = this.rollout ? this.rollout.run(state, output) : output
+    const r = tracker.forecast(rows)
     const fields: ForecastFields = {}
-    const W = this.width
     const H = this.horizon
-    const split = (a: ArrayLike<number>): number[][] =>
-      Array.from({ length: H }, (_, h) => Array.from({ length: W }, (_, o) => a[h * W + o]!))
-    if (H > 1) fields.ahead = split(rows)
+    if (H > 1) fields.ahead = this.split(rows)
     if (tracker.conformal) {
-      fields.lower = Array.from(r.lower.subarray(0, W))
-      fields.upper = Array.from(r.upper.subarray(0, W))
+      fields.lower = Array.from(r.lower.subarray(0, this.width))
+      fields.upper = Array.from(r.upper.subarray(0, this.width))
       if (H > 1) {
-        fields.aheadLower = split(r.lower)
-        fields.aheadUpper = split(r.upper)
+        fields.aheadLower = this.split(r.lower)
+        fields.aheadUpper = this.split(r.upper)
       }
-      if (t) {
-        fields.anomaly = r.anomaly
-        fields.isAnomaly = r.isAnomaly
-        if (r.isAnomaly) this.anomalies++
-        const missed = this.rowMisses(tracker) - missesBefore
-        this.outcomes += W
-        this.covered += W - missed
-        fields.covered = missed === 0
-      }
+    }
+    return fields
+  }
+
+  /**
+   * The outcome half of `step`: the target of `key`'s latest forecast arrived. Adds the anomaly
+   * score, coverage and any drift (running its response on `seq`) to `fields` (or a new object).
+   */
+  outcome(
+    key: string,
+    seq: SequenceWindow,
+    target: number | ArrayLike<number>,
+    fields: ForecastFields = {},
+  ): ForecastFields {
+    const tracker = this.trackers.get(key)
+    if (!tracker) return fields
+    const t = this.target
+    if (typeof target === 'number') t[0] = target
+    else for (let o = 0; o < this.width; o++) t[o] = target[o]!
+    const W = this.width
+    const missesBefore = this.rowMisses(tracker)
+    const r = tracker.outcome(t)
+    if (tracker.conformal) {
+      fields.anomaly = r.anomaly
+      fields.isAnomaly = r.isAnomaly
+      if (r.isAnomaly) this.anomalies++
+      const missed = this.rowMisses(tracker) - missesBefore
+      this.outcomes += W
+      this.covered += W - missed
+      fields.covered = missed === 0
     }
     if (r.drift) {
       this.drifts++
@@ -169,6 +190,12 @@ export class ForecastBook {
       }
     }
     return fields
+  }
+
+  /** H rows of `width` values, as plain arrays. */
+  private split(a: ArrayLike<number>): number[][] {
+    const W = this.width
+    return Array.from({ length: this.horizon }, (_, h) => Array.from({ length: W }, (_, o) => a[h * W + o]!))
   }
 
   private rowMisses(tracker: ForecastTracker): number {

@@ -113,8 +113,16 @@ export class ForecastTracker {
    * target is looked at), then scores the target against every forecast made for it.
    */
   step(forecast: ArrayLike<number>, target: ArrayLike<number> | null): ForecastStep {
+    this.forecast(forecast)
+    return target === null ? this.result : this.outcome(target)
+  }
+
+  /**
+   * The first half of `step`, for targets that arrive later (before the next forecast): records
+   * this tick's forecast and returns its intervals; `anomaly`, `loss` and `drift` are cleared.
+   */
+  forecast(forecast: ArrayLike<number>): ForecastStep {
     const H = this.horizon
-    const O = this.outputSize
     const rows = this.rows
     const r = this.result
     const cal = this.conformal
@@ -135,7 +143,18 @@ export class ForecastTracker {
     r.isAnomaly = false
     r.loss = Number.NaN
     r.drift = false
-    if (target === null) return r
+    return r
+  }
+
+  /** The second half of `step`: the target of the latest forecast arrived; scores it against every forecast made for it. */
+  outcome(target: ArrayLike<number>): ForecastStep {
+    const H = this.horizon
+    const O = this.outputSize
+    const rows = this.rows
+    const r = this.result
+    const cal = this.conformal
+    const at = this.newest * rows
+    const forecast = this.past.subarray(at, at + rows)
     this.scored++
     let loss = 0
     for (let o = 0; o < O; o++) {

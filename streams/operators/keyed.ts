@@ -1,7 +1,15 @@
 import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler, Observable as RxObservable } from 'rxjs'
-import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type {
+  FloatArray,
+  ForecastFields,
+  KeyedTrainerOptions,
+  TrainerOptions,
+  UpdateReport,
+} from '../../src/index.js'
 import { copyReport, KeyedTrainer, RxrnnError } from '../../src/index.js'
+import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
+import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
@@ -9,18 +17,21 @@ import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared
 /** One event of a keyed stream: which stream it belongs to, its input, and its target when known. */
 export interface KeyedEvent {
   key: string
+  /** With the `missing` option an entry may be null (cast: `[21.5, null] as number[]`). */
   x: ArrayLike<number>
   target?: number | ArrayLike<number> | null
+  /** When it happened, in ms since the epoch (for the `timeFeature` option). */
+  t?: number
 }
 
-export interface KeyedResult {
+export interface KeyedResult extends ForecastResultFields {
   key: string
   /** Made before learning from this event's target. Yours to keep. */
   prediction: FloatArray
   update?: UpdateReport
 }
 
-export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPending'> {
+export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPending'>, ForecastingOptions {
   /** Picks the key, x and target of an event; default: the event is a `KeyedEvent`. */
   select?: (event: T) => KeyedEvent
   /** Emits a key whose sequence ends: its hidden state and window are reset. */
@@ -56,14 +67,18 @@ export function learnByKey<T = KeyedEvent>(
     new RxObservable<KeyedResult>((subscriber) => {
       // Persistence's forecast per key: the key's previous target.
       const previousTargets = new Map<string, ArrayLike<number>>()
-      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
+      let forecasting: OperatorForecasting | null = null
+      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
         ...options,
         // The caller's onEvict is called too (spreading options alone would lose it here).
         onEvict: (key) => {
           previousTargets.delete(key)
+          forecasting?.delete(key)
           options.onEvict?.(key)
         },
       })
+      if (wantsForecasting(options))
+        forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
       const countKeys = () => {
         if (!monitor) return
         monitor.keys = keyed.size
@@ -73,6 +88,7 @@ export function learnByKey<T = KeyedEvent>(
       const resets = reset$?.subscribe({
         next: (key) => {
           keyed.reset(key)
+          forecasting?.book.tracker(key)?.forgetForecasts()
           previousTargets.delete(key)
         },
         error: (e) => subscriber.error(e),
@@ -89,6 +105,7 @@ export function learnByKey<T = KeyedEvent>(
             return
           }
           let result: KeyedResult
+          let fields: ForecastFields | null = null
           try {
             if (event === null || typeof event !== 'object') {
               throw new RxrnnError('bad_input', 'Each event must be an object { key, x, target? }')
@@ -99,9 +116,17 @@ export function learnByKey<T = KeyedEvent>(
                 'The event has no key: give each event a non-empty string key',
               )
             }
-            const { prediction, updates } = keyed.observe(event.key, event.x, event.target, scheduler.now())
-            result = { key: event.key, prediction: prediction.slice() }
+            const x = forecasting ? forecasting.prepare(event.key, event.x, event.t) : event.x
+            const { prediction, updates } = keyed.observe(event.key, x, event.target, scheduler.now())
+            result = {
+              key: event.key,
+              prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
+            }
             if (updates.length > 0) result.update = copyReport(updates[0]!)
+            if (forecasting) {
+              fields = forecasting.step(event.key, keyed.entry(event.key)!.sequence, prediction, event.target)
+              assignForecastFields(result as unknown as Record<string, unknown>, fields)
+            }
           } catch (error) {
             refuse(subscriber, monitor, error, raw, typeof event?.key === 'string' ? event.key : undefined)
             return
@@ -119,6 +144,7 @@ export function learnByKey<T = KeyedEvent>(
               previousTargets.set(event.key, Array.from(targetVector(event.target)))
             }
             countKeys()
+            if (fields) monitor.forecast(fields)
             if (result.update) monitor.update(result.update, event.key)
           }
           subscriber.next(result)

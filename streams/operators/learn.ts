@@ -1,28 +1,36 @@
 import type { OperatorFunction } from 'rxjs'
 import { Observable } from 'rxjs'
-import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type { FloatArray, ForecastFields, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { copyReport, RxrnnError } from '../../src/index.js'
+import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
+import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
 import type { ModelOrTrainer } from './shared.js'
 import { refuse, score, targetVector, trainerFor } from './shared.js'
 
 /** One event of a learning stream. */
 export interface LearnEvent {
+  /**
+   * The inputs. With the `missing` option an entry may be null (typed as numbers so that code
+   * reading events keeps its types: write `[21.5, null] as number[]`).
+   */
   x: ArrayLike<number>
   /** The target of this step, when known (a class index for cross_entropy). */
   target?: number | ArrayLike<number> | null
   /** A sequence boundary before this event: zero state, empty window. */
   reset?: boolean
+  /** When it happened, in ms since the epoch (for the `timeFeature` option). */
+  t?: number
 }
 
-export interface LearnResult {
+export interface LearnResult extends ForecastResultFields {
   /** The prediction for this event, made before learning from its target. Yours to keep. */
   prediction: FloatArray
   /** Present when this event completed a TBPTT window and the weights were updated. */
   update?: UpdateReport
 }
 
-export interface LearnOptions {
+export interface LearnOptions extends ForecastingOptions {
   monitor?: Monitor
 }
 
@@ -48,27 +56,35 @@ export function learn(
   const { monitor } = options
   return (source) =>
     new Observable<LearnResult>((subscriber) => {
-      const trainer = trainerFor(modelOrTrainer, trainerOptions)
+      const trainer = trainerFor(modelOrTrainer, withHorizon(trainerOptions, options))
+      const forecasting = wantsForecasting(options) ? new OperatorForecasting(trainer, options) : null
       let previousTarget: ArrayLike<number> | null = null
       return source.subscribe({
         next(event) {
           // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
           if (subscriber.closed) return
           let result: LearnResult
+          let fields: ForecastFields | null = null
           try {
             if (event === null || typeof event !== 'object') {
               throw new RxrnnError('bad_input', 'Each event must be an object { x, target? }')
             }
+            const x = forecasting ? forecasting.prepare('', event.x, event.t) : event.x
             if (event.reset) {
               // A refused event must not reset the sequence either.
-              trainer.check(event.x, event.target)
+              trainer.check(x, event.target)
               trainer.reset()
               previousTarget = null
             }
-            const { prediction, update } = trainer.observeSequence(trainer.sequence, event.x, event.target)
-            result = update
-              ? { prediction: prediction.slice(), update: copyReport(update) }
-              : { prediction: prediction.slice() }
+            const { prediction, update } = trainer.observeSequence(trainer.sequence, x, event.target)
+            result = {
+              prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
+            }
+            if (update) result.update = copyReport(update)
+            if (forecasting) {
+              fields = forecasting.step('', trainer.sequence, prediction, event.target)
+              assignForecastFields(result as unknown as Record<string, unknown>, fields)
+            }
           } catch (error) {
             refuse(subscriber, monitor, error, event)
             return
@@ -79,6 +95,7 @@ export function learn(
               score(monitor, trainer, result.prediction, event.target, previousTarget)
               previousTarget = Array.from(targetVector(event.target))
             }
+            if (fields) monitor.forecast(fields)
             if (result.update) monitor.update(result.update)
           }
           subscriber.next(result)
