@@ -38,6 +38,8 @@ interface KeyInputs {
  * @example
  * const inputs = new InputAugmenter({ features: 2, missing: 'last', timeFeature: true })
  * const x = inputs.prepare('sensor-7', [21.5, null], 1733472000000)   // [21.5, last, 1, 0, 0]
+ * trainer.observe(x, target)
+ * inputs.commit()
  */
 export class InputAugmenter {
   readonly features: number
@@ -47,6 +49,11 @@ export class InputAugmenter {
   readonly inputSize: number
   private readonly out: Float64Array
   private readonly keys = new Map<string, KeyInputs>()
+  /** What the last `prepare` would record, until `commit` records it. */
+  private pendingKey: string | null = null
+  private readonly pendingX: Float64Array
+  private readonly pendingSeen: Uint8Array
+  private pendingT = Number.NaN
 
   constructor(options: InputOptions) {
     const problems: string[] = []
@@ -62,9 +69,15 @@ export class InputAugmenter {
     this.missing = options.missing ?? null
     this.inputSize = this.features * (this.missing ? 2 : 1) + (this.timeFeature ? 1 : 0)
     this.out = new Float64Array(this.inputSize)
+    this.pendingX = new Float64Array(this.features)
+    this.pendingSeen = new Uint8Array(this.features)
   }
 
-  /** The model input for this tick (reused by the next call). Throws RxrnnError('bad_input') first, touching nothing. */
+  /**
+   * The model input for this tick (reused by the next call). Throws RxrnnError('bad_input')
+   * first, touching nothing; records nothing either until `commit()` (call it once the model
+   * accepted the tick, so a tick refused later, e.g. for its target, leaves no trace).
+   */
   prepare(key: string, x: ArrayLike<number | null>, t?: number | null): Float64Array {
     const F = this.features
     if (x === null || typeof x !== 'object' || typeof x.length !== 'number' || x.length !== F)
@@ -88,30 +101,43 @@ export class InputAugmenter {
         'bad_input',
         `t is ${String(t)}; send t as milliseconds since the epoch, a finite number`,
       )
-    let state = this.keys.get(key)
-    if (!state) {
-      state = { last: new Float64Array(F), lastT: Number.NaN }
-      this.keys.set(key, state)
-    }
+    const state = this.keys.get(key)
     const out = this.out
+    this.pendingKey = key
     for (let i = 0; i < F; i++) {
       const v = x[i]
       if (v === null || v === undefined) {
-        out[i] = this.missing === 'last' ? state.last[i]! : 0
+        out[i] = this.missing === 'last' && state ? state.last[i]! : 0
         out[F + i] = 0
+        this.pendingSeen[i] = 0
       } else {
         out[i] = v
-        state.last[i] = v
+        this.pendingX[i] = v
+        this.pendingSeen[i] = 1
         if (this.missing) out[F + i] = 1
       }
     }
     if (this.timeFeature) {
       const now = typeof t === 'number' ? t : Date.now()
-      const gap = Number.isNaN(state.lastT) ? 0 : Math.max(0, now - state.lastT) / 1000
+      const gap = !state || Number.isNaN(state.lastT) ? 0 : Math.max(0, now - state.lastT) / 1000
       out[this.inputSize - 1] = Math.log1p(gap)
-      state.lastT = now
+      this.pendingT = now
     }
     return out
+  }
+
+  /** Records the last prepared tick: its observed values (for 'last') and its time. */
+  commit(): void {
+    const key = this.pendingKey
+    if (key === null) return
+    this.pendingKey = null
+    let state = this.keys.get(key)
+    if (!state) {
+      state = { last: new Float64Array(this.features), lastT: Number.NaN }
+      this.keys.set(key, state)
+    }
+    for (let i = 0; i < this.features; i++) if (this.pendingSeen[i] === 1) state.last[i] = this.pendingX[i]!
+    if (this.timeFeature) state.lastT = this.pendingT
   }
 
   delete(key: string): void {

@@ -140,10 +140,13 @@ export class OperatorForecasting {
     output: ArrayLike<number>,
     target: number | ArrayLike<number> | null | undefined,
   ): ForecastFields {
+    // The model accepted the event: its inputs may now count as the key's last ones.
+    this.inputs?.commit()
     return this.book.step(key, seq, output, target)
   }
 
   forecast(key: string, state: RecurrentState, output: ArrayLike<number>): ForecastFields {
+    this.inputs?.commit()
     return this.book.forecast(key, state, output)
   }
 

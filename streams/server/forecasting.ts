@@ -71,6 +71,8 @@ export class ServerForecasting {
     output: ArrayLike<number>,
     y: number | ArrayLike<number> | null | undefined,
   ): ForecastFields {
+    // The model accepted the tick: its inputs may now count as the key's last ones.
+    this.inputs?.commit()
     const entry = this.keyed.entry(key)
     if (!entry) return {}
     return this.book.step(key, entry.sequence, output, y)
