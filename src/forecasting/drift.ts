@@ -18,11 +18,16 @@ export const DRIFT_RESPONSES: readonly DriftResponse[] = ['reset', 'raise-lr', '
  * { detector: 'page-hinkley', warmup: 100, response: 'raise-lr' }
  */
 export interface DriftOptions {
-  /** Default 'page-hinkley' (O(1) per tick, quick on abrupt jumps); 'adwin' adapts its own window. */
+  /**
+   * Default 'page-hinkley' (O(1) per tick, robust to single outliers). 'adwin' adapts its own
+   * window and finds gradual rises, but assumes independent losses: on a strongly autocorrelated
+   * loss (a daily cycle) it alarms on seasonal swings (7 alarms before the real change on the
+   * Seattle feed of examples/anomalies.ts, against none for Page-Hinkley).
+   */
   detector?: DriftDetectorName
   /** Losses seen before the detector may fire (the model is still learning). Default 100. */
   warmup?: number
-  /** Page-Hinkley: allowed relative rise per tick δ (default 0.25) and alarm threshold λ (default 40). */
+  /** Page-Hinkley: allowed relative rise per tick δ (default 0.25) and alarm threshold λ (default 35). */
   delta?: number
   lambda?: number
   /** ADWIN: confidence δ of a cut (default 0.002). */
@@ -62,7 +67,7 @@ export function resolveDriftOptions(options: DriftOptions | true): ResolvedDrift
     detector: pick('drift detector', o.detector, DRIFT_DETECTORS, 'page-hinkley'),
     warmup: num('drift warmup', o.warmup, 100, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0'),
     delta: num('drift delta', o.delta, 0.25, (n) => n >= 0 && Number.isFinite(n), 'a number >= 0'),
-    lambda: num('drift lambda', o.lambda, 40, (n) => n > 0 && Number.isFinite(n), 'a number > 0'),
+    lambda: num('drift lambda', o.lambda, 35, (n) => n > 0 && Number.isFinite(n), 'a number > 0'),
     confidence: num('drift confidence', o.confidence, 0.002, (n) => n > 0 && n < 1, 'in (0, 1)'),
     response: pick('drift response', o.response, DRIFT_RESPONSES, 'report'),
     raiseFactor: num('drift raiseFactor', o.raiseFactor, 5, (n) => n >= 1 && Number.isFinite(n), '>= 1'),

@@ -7,14 +7,16 @@
  *
  * Why no false alarm while a model learns a stationary stream: a learning model's loss falls,
  * so ℓ_t sits below the running mean and S only decreases; the first `warmup` losses only
- * build the mean. A single outlier adds at most `clip` (default 4) to S, so a fault spike is
- * an anomaly, not a drift. An abrupt rise of the loss by a factor f is caught after about
- * λ / (f − 1 − δ) ticks (f = 5, λ = 40: 11 ticks).
- *
+ * build the mean. A single outlier adds at most `clip` (default 3) to S, so a fault spike is
+ * an anomaly, not a drift (a three-hour sensor glitch in examples/anomalies.ts raises no alarm).
+ * An abrupt rise of the loss by a factor f adds about E[min(f·ℓ/m − 1, clip)] − δ per tick; for
+ * squared Gaussian errors rising fourfold, measured over 10 seeds: caught after 33–109 ticks
+ * (mean 53) with the defaults δ = 0.25, λ = 35.
+
  * Cost: O(1) work and 6 numbers per key.
  *
  * @example
- * const ph = new PageHinkley({ warmup: 100, delta: 0.25, lambda: 40 })
+ * const ph = new PageHinkley({ warmup: 100, delta: 0.25, lambda: 35 })
  * if (ph.update(loss)) console.log('loss rose')
  */
 export class PageHinkley {
@@ -35,9 +37,9 @@ export class PageHinkley {
   ) {
     this.warmup = options.warmup ?? 100
     this.delta = options.delta ?? 0.25
-    this.lambda = options.lambda ?? 40
+    this.lambda = options.lambda ?? 35
     this.span = options.span ?? 500
-    this.clip = options.clip ?? 4
+    this.clip = options.clip ?? 3
   }
 
   update(loss: number): boolean {
