@@ -198,7 +198,9 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     inputSize: model.config.inputSize,
     hiddenSize: model.config.hiddenSize,
     numLayers: model.config.numLayers,
-    outputSize: model.config.outputSize,
+    // With a multi-horizon head: the target's width (each `ahead` row), and the horizon.
+    outputSize: expect.outputSize,
+    ...(horizonActive ? { horizon: trainer.options.horizon } : {}),
     dtype: model.config.dtype,
     task: expect.task,
     loss: trainer.loss.name,
