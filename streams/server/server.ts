@@ -268,11 +268,18 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     return true
   }
 
-  const broadcast = (channel: Channel, key: string | null, frame: object, except?: Connection): void => {
+  // `essential` frames (anomalies, drift alarms: rare, and the point of watching) pass maxRate.
+  const broadcast = (
+    channel: Channel,
+    key: string | null,
+    frame: object,
+    except?: Connection,
+    essential = false,
+  ): void => {
     if (subscribers[channel] === 0) return
     for (const conn of connections) {
       if (conn === except || !conn.channels.has(channel)) continue
-      if (!underRate(conn, channel)) continue
+      if (!essential && !underRate(conn, channel)) continue
       if (key !== null && conn.keys && !conn.keys.has(key)) continue
       send(conn, frame)
     }
@@ -366,14 +373,14 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     send(conn, reply)
     if (forecast) {
       monitor.forecast(forecast)
-      if (forecast.drift) broadcast('updates', tick.key, forecast.drift)
+      if (forecast.drift) broadcast('updates', tick.key, forecast.drift, undefined, true)
     }
     if (subscribers.predictions > 0) {
       // Other subscribers also get the target, when the tick had one.
       const y = tick.y
       const shared =
         y === undefined ? reply : { ...reply, target: typeof y === 'number' ? [y] : Array.from(y) }
-      broadcast('predictions', tick.key, shared, conn)
+      broadcast('predictions', tick.key, shared, conn, reply.isAnomaly === true)
     }
     if (subscribers.hidden > 0) {
       const entry = keyed.entry(tick.key)

@@ -108,6 +108,16 @@ const M = {
   dropped: 12,
   rejected: 13,
 }
+/** Prediction columns of output d for a key with `o` outputs. */
+const P = {
+  y: (_o, d) => 1 + d,
+  target: (o, d) => 1 + o + d,
+  lower: (o, d) => 1 + 2 * o + d,
+  upper: (o, d) => 1 + 3 * o + d,
+  anomaly: (o, d) => 1 + 4 * o + d,
+  drift: (o) => 1 + 5 * o,
+}
+
 // Update columns; spectral radii follow, one per layer.
 const U = { t: 0, loss: 1, gradNorm: 2, clippedGradNorm: 3, clippedMark: 4, clipRate: 5, gain: 6, rho: 7 }
 
@@ -117,8 +127,10 @@ class KeyHistory {
     this.key = key
     this.outputs = outputs
     this.layers = layers
-    // t, then y[0..outputs), then target[0..outputs)
-    this.predictions = new Table(1 + 2 * outputs)
+    // t, then y, target, lower, upper and an anomaly mark per output, then a drift mark (see P).
+    this.predictions = new Table(2 + 5 * outputs)
+    /** The latest forecast's `ahead`, `aheadLower`, `aheadUpper` (rows of outputs), or null. */
+    this.ahead = null
     this.updates = new Table(U.rho + layers)
     /** The latest updates' gradient flow, oldest first: { update, norms, gain }. */
     this.flows = []
@@ -188,6 +200,8 @@ function onFrame(f) {
       return
     case 'update':
       return onUpdate(f)
+    case 'drift':
+      return onDrift(f)
     case 'metrics':
       return onMetrics(f)
     case 'error':
@@ -239,20 +253,41 @@ function keyHistory(key, y) {
 function onPrediction(f) {
   const k = keyHistory(f.key, f.y)
   if (!k) return
-  if (!k.sample()) return
+  if (Array.isArray(f.ahead)) k.ahead = { ahead: f.ahead, lower: f.aheadLower, upper: f.aheadUpper }
+  // Anomalies are kept however the ticks are sampled.
+  if (!k.sample() && !f.isAnomaly) return
   const row = k.predictions.row
+  const o = k.outputs
   row[0] = k.ticks
   if (state.classification) {
     row[1] = argmax(f.y)
     row[2] = Array.isArray(f.target) ? f.target[0] : null
   } else {
-    for (let d = 0; d < k.outputs; d++) {
-      row[1 + d] = f.y?.[d]
-      row[1 + k.outputs + d] = Array.isArray(f.target) ? f.target[d] : null
+    for (let d = 0; d < o; d++) {
+      const target = Array.isArray(f.target) ? f.target[d] : null
+      row[P.y(o, d)] = f.y?.[d]
+      row[P.target(o, d)] = target
+      row[P.lower(o, d)] = f.lower?.[d]
+      row[P.upper(o, d)] = f.upper?.[d]
+      row[P.anomaly(o, d)] = f.isAnomaly ? (target ?? f.y?.[d]) : null
     }
   }
   k.predictions.commit()
   if (f.h) k.pushHidden(f.h)
+  if (f.key === state.selected) state.dirty = true
+}
+
+/**
+ * A drift alarm: a mark at the key's latest tick, at its latest prediction, drawn at once (the
+ * prediction frames after it may be sampled out by maxRate; drift frames never are).
+ */
+function onDrift(f) {
+  const k = keyHistory(f.key, null)
+  if (!k || state.classification) return
+  const row = k.predictions.row
+  row[0] = k.ticks
+  row[P.drift(k.outputs)] = k.predictions.last(P.y(k.outputs, 0)) ?? 0
+  k.predictions.commit()
   if (f.key === state.selected) state.dirty = true
 }
 
@@ -357,7 +392,7 @@ function decadeLabels(_u, splits) {
 }
 const noPoints = () => null
 
-function chart(id, series, axes, scales = {}, height = 220, hooks = {}) {
+function chart(id, series, axes, scales = {}, height = 220, hooks = {}, more = {}) {
   const el = $(id).querySelector('.chart')
   el.replaceChildren()
   const u = new uPlot(
@@ -370,6 +405,7 @@ function chart(id, series, axes, scales = {}, height = 220, hooks = {}) {
       hooks,
       legend: { live: true },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      ...more,
     },
     series.map(() => []),
     el,
@@ -392,10 +428,31 @@ function buildCharts() {
       { label: 'tick', value: (_u, v) => (v == null ? '–' : `#${v}`) },
       line(state.classification ? 'actual class' : 'actual (target)', colors.actual, { width: 1.25 }),
       line(state.classification ? 'predicted class (argmax)' : 'predicted', colors.orange, { width: 1.75 }),
+      line('interval low', colors.blue, { width: 0.75, dash: [3, 3] }),
+      line('interval high', colors.blue, { width: 0.75, dash: [3, 3] }),
+      marks('anomaly', colors.red, 7),
+      marks('drift', colors.yellow, 11),
     ],
     [axis('tick of this key (since the page opened)', { size: 40 }), axis(outputUnit)],
     { x: { time: false } },
     250,
+    {},
+    { bands: [{ series: [4, 3], fill: 'rgba(78, 155, 255, 0.12)' }] },
+  )
+
+  charts.horizon = chart(
+    'p-horizon',
+    [
+      { label: 'ticks ahead', value: (_u, v) => (v == null ? '–' : `+${v}`) },
+      line('forecast', colors.orange, { width: 2, points: { show: true, size: 5 } }),
+      line('interval low', colors.blue, { width: 1, dash: [3, 3] }),
+      line('interval high', colors.blue, { width: 1, dash: [3, 3] }),
+    ],
+    [axis('ticks ahead', { size: 40 }), axis(outputUnit)],
+    { x: { time: false } },
+    200,
+    {},
+    { bands: [{ series: [3, 2], fill: 'rgba(78, 155, 255, 0.15)' }] },
   )
 
   charts.loss = chart(
@@ -565,6 +622,7 @@ function draw() {
   const k = state.selected === null ? undefined : state.keys.get(state.selected)
   for (const el of document.querySelectorAll('[data-key]')) el.textContent = k ? `key ${k.key}` : 'no key yet'
   drawPrediction(k)
+  drawHorizon(k)
   drawUpdates(k)
   drawFlow(k)
   drawMetrics()
@@ -580,10 +638,41 @@ function show(u, data, legendAt = 'newest') {
 }
 
 function drawPrediction(k) {
-  if (!k) return show(charts.prediction, [[], [], []])
+  if (!k) return show(charts.prediction, [[], [], [], [], [], [], []])
   const p = k.predictions
+  const o = k.outputs
+  const out = Math.min(state.output, o - 1)
+  show(charts.prediction, [
+    p.column(0),
+    p.column(P.target(o, out)),
+    p.column(P.y(o, out)),
+    p.column(P.lower(o, out)),
+    p.column(P.upper(o, out)),
+    p.column(P.anomaly(o, out)),
+    p.column(P.drift(o)),
+  ])
+}
+
+/** The latest `ahead` of the key as a fan: one point per tick ahead, with its interval. */
+function drawHorizon(k) {
+  const a = k?.ahead
+  if (!a) return show(charts.horizon, [[], [], [], []])
   const out = Math.min(state.output, k.outputs - 1)
-  show(charts.prediction, [p.column(0), p.column(1 + k.outputs + out), p.column(1 + out)])
+  const finite = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null)
+  const pick = (rows) => a.ahead.map((_, h) => finite(rows?.[h]?.[out]))
+  show(charts.horizon, [a.ahead.map((_, h) => h + 1), pick(a.ahead), pick(a.lower), pick(a.upper)])
+}
+
+/** A series drawn as points only (anomaly and drift marks). */
+function marks(label, color, size) {
+  return {
+    label,
+    stroke: color,
+    fill: color,
+    paths: noPoints,
+    points: { show: true, size, stroke: color, fill: color },
+    value: (_u, v) => (v == null ? '–' : label),
+  }
 }
 
 function drawUpdates(k) {
@@ -823,6 +912,12 @@ function renderTiles() {
   set('t-dropped', m ? format(m.dropped) : '–', (m?.dropped ?? 0) > 0)
   set('t-rejected', m ? format(m.rejected) : '–', (m?.rejected ?? 0) > 0)
   set('t-skipped', m ? format(m.skippedUpdates) : '–', (m?.skippedUpdates ?? 0) > 0)
+  set(
+    't-coverage',
+    typeof m?.intervalCoverage === 'number' ? `${(100 * m.intervalCoverage).toFixed(1)}%` : '–',
+  )
+  set('t-anomalies', typeof m?.anomalies === 'number' ? format(m.anomalies) : '–')
+  set('t-drifts', typeof m?.drifts === 'number' ? format(m.drifts) : '–', (m?.drifts ?? 0) > 0)
 }
 
 function format(v) {
@@ -1021,6 +1116,10 @@ globalThis.__rxrnnDashboard = {
       throughput: nonNull(charts.throughput, 1),
       connections: nonNull(charts.connections, 1),
       heatmap: heat.columns,
+      interval: nonNull(charts.prediction, 3),
+      anomalies: nonNull(charts.prediction, 5),
+      drifts: nonNull(charts.prediction, 6),
+      horizon: nonNull(charts.horizon, 1),
     }
   },
 }
