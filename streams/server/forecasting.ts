@@ -92,24 +92,4 @@ export class ServerForecasting {
       drifts: this.book.drifts,
     }
   }
-
-  /**
-   * Prometheus exposition lines for /metrics (until the prom-client registry wires these as
-   * gauges and counters): rxrnn_interval_coverage, rxrnn_anomalies_total, rxrnn_drifts_total.
-   */
-  prometheus(): string {
-    const m = this.metrics()
-    return [
-      '# HELP rxrnn_interval_coverage Realised coverage of the prediction intervals (row 0, every key).',
-      '# TYPE rxrnn_interval_coverage gauge',
-      `rxrnn_interval_coverage ${m.intervalCoverage ?? 'NaN'}`,
-      '# HELP rxrnn_anomalies_total Ticks whose anomaly score reached the threshold.',
-      '# TYPE rxrnn_anomalies_total counter',
-      `rxrnn_anomalies_total ${m.anomalies}`,
-      '# HELP rxrnn_drifts_total Drift alarms over all keys.',
-      '# TYPE rxrnn_drifts_total counter',
-      `rxrnn_drifts_total ${m.drifts}`,
-      '',
-    ].join('\n')
-  }
 }

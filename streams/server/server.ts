@@ -102,6 +102,8 @@ export interface RxrnnServer {
   readonly trainer: OnlineTrainer
   readonly keyed: KeyedTrainer
   readonly monitor: Monitor
+  /** Intervals, anomalies and drift per key (with `forecasting` or a trainer horizon), else null. */
+  readonly forecasting: ServerForecasting | null
   /** The metrics frame subscribers get. */
   metrics(): MetricsFrame
   /** Writes a checkpoint now (when configured); resolves when it is safely on disk. */
@@ -589,6 +591,7 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     trainer,
     keyed,
     monitor,
+    forecasting,
     metrics,
     checkpoint,
     close(code = 1001) {

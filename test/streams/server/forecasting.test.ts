@@ -1,5 +1,8 @@
+import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runCli } from '../../../streams/cli/program.js'
+import { registerForecastingMetrics } from '../../../streams/server/forecasting-metrics.js'
+import { serve } from '../../../streams/server/server.js'
 import { until } from '../../helpers/streams.js'
 import { type Frame, FrameClient } from '../../helpers/wire-client.js'
 
@@ -172,5 +175,32 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     )
     expect(code).not.toBe(0)
     expect(stderr).toMatch(/k2 \(8\) is too short for horizon 4 with k1 8.*k2 >= k1 \+ horizon - 1 = 11/)
+  })
+
+  it('rxrnn_interval_coverage, rxrnn_anomalies_total and rxrnn_drifts_total on a prom-client registry', async () => {
+    const server = await serve({
+      model: { cell: 'gru', inputSize: 1, hiddenSize: 8, outputSize: 1, seed: 2 },
+      trainer: { k1: 4, loss: 'mse', optimizer: { type: 'adam', lr: 0.01 } },
+      forecasting: { coverage: 0.8, drift: {} },
+      port: 0,
+      dashboard: false,
+    })
+    cleanups.push(() => server.close())
+    const registry = new Registry()
+    registerForecastingMetrics(registry, () => server.forecasting, 0.8)
+    // prom-client writes NaN as "Nan" (Prometheus parses either).
+    expect(await registry.metrics()).toMatch(/^rxrnn_interval_coverage Nan$/im)
+    const producer = await client(server.url)
+    for (let t = 0; t < 600; t++)
+      producer.send({ type: 'tick', key: 'a', x: [Math.sin(t / 3)], y: Math.sin((t + 1) / 3), id: t })
+    await producer.waitFor((f) => f.id === 599)
+    const text = await registry.metrics()
+    const coverage = Number(/^rxrnn_interval_coverage ([\d.]+)$/m.exec(text)![1])
+    expect(Math.abs(coverage - 0.8)).toBeLessThan(0.05)
+    expect(coverage).toBe(server.metrics().intervalCoverage)
+    expect(text).toMatch(/^rxrnn_interval_nominal_coverage 0.8$/m)
+    expect(text).toMatch(/^rxrnn_anomalies_total \d+$/m)
+    expect(text).toMatch(/^rxrnn_drifts_total 0$/m)
+    expect(text).toContain('# TYPE rxrnn_drifts_total counter')
   })
 })
