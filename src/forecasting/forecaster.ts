@@ -1,4 +1,5 @@
 import type { FloatArray } from '../dtype.js'
+import { RxrnnError } from '../errors.js'
 import type { RecurrentState } from '../state.js'
 import type { OnlineTrainer } from '../trainer.js'
 import type { SequenceWindow } from '../window.js'
@@ -84,6 +85,12 @@ export class ForecastBook {
   ) {
     const c = trainer.model.config
     const direct = trainer.options.horizon
+    if (trainer.loss.name === 'cross_entropy' && (options.coverage !== undefined || options.drift))
+      throw new RxrnnError(
+        'bad_config',
+        'Intervals, anomaly scores and drift detection work on regression targets (mse, huber, bce losses); ' +
+          'this trainer classifies (cross_entropy): leave coverage and drift out',
+      )
     this.rollout =
       options.rollout !== undefined && options.rollout > 1 && direct === 1
         ? new RecursiveRollout(trainer.model, options.rollout)

@@ -122,3 +122,16 @@ describe('drift responses', () => {
     expect(rates.slice(fired + 1, fired + 5)).toEqual([0.04, 0.04, 0.04, 0.01])
   })
 })
+
+describe('ForecastBook options', () => {
+  it('refuses intervals and drift on a classifier, naming why', () => {
+    const model = createModel({ cell: 'gru', inputSize: 1, hiddenSize: 4, outputSize: 3 })
+    const trainer = new OnlineTrainer(model, {
+      k1: 2,
+      loss: 'cross_entropy',
+      optimizer: { type: 'sgd', lr: 0.1 },
+    })
+    expect(() => new ForecastBook(trainer, { coverage: 0.9 })).toThrow(/work on regression targets/)
+    expect(() => new ForecastBook(trainer, { drift: true })).toThrow(/leave coverage and drift out/)
+  })
+})
