@@ -1,3 +1,6 @@
+import { RxrnnError } from '../errors.js'
+import { savedNumber } from './saved-state.js'
+
 /**
  * ADWIN (Bifet & Gavaldà, 2007; the ADWIN2 bucket form): an adaptive window of recent losses
  * kept as an exponential histogram, cut where an older and a newer part differ by more than the
@@ -86,6 +89,35 @@ export class Adwin {
 
   describe(): Record<string, number> {
     return { meanBefore: this.lastMeans.before, meanAfter: this.lastMeans.after, window: this.width }
+  }
+
+  exportState(): Record<string, unknown> {
+    return {
+      seen: this.seen,
+      width: this.width,
+      total: this.total,
+      m2: this.m2,
+      scale: this.scale,
+      totals: this.totals.slice(),
+      m2s: this.m2s.slice(),
+      rowCount: this.rowCount.slice(),
+    }
+  }
+
+  importState(saved: Record<string, unknown>): void {
+    const put = (to: Float64Array | Uint8Array, from: unknown, name: string) => {
+      if (!ArrayBuffer.isView(from) || (from as Float64Array).length !== to.length)
+        throw new RxrnnError('bad_snapshot', `Cannot restore this snapshot: drift.${name} does not fit`)
+      to.set(from as Float64Array)
+    }
+    put(this.totals, saved.totals, 'totals')
+    put(this.m2s, saved.m2s, 'm2s')
+    put(this.rowCount, saved.rowCount, 'rowCount')
+    this.seen = savedNumber(saved, 'seen')
+    this.width = savedNumber(saved, 'width')
+    this.total = savedNumber(saved, 'total')
+    this.m2 = savedNumber(saved, 'm2')
+    this.scale = savedNumber(saved, 'scale')
   }
 
   private insert(u: number): void {

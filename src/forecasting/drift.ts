@@ -92,6 +92,9 @@ export interface DriftDetector {
   reset(): void
   /** The detector's own account of the alarm, for drift reports. */
   describe(): Record<string, number>
+  /** Everything needed to resume (copies), and its inverse (throws RxrnnError('bad_snapshot')). */
+  exportState(): Record<string, unknown>
+  importState(saved: Record<string, unknown>): void
 }
 
 /**

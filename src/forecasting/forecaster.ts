@@ -221,6 +221,49 @@ export class ForecastBook {
     return output.length === this.width ? output : output.subarray(0, this.width)
   }
 
+  /**
+   * Every key's bookkeeping and the totals, as plain data with typed arrays (copies): put it in
+   * your own snapshot, next to the trainer's, and `importState` it into a book made with the same
+   * trainer settings and options to resume exactly.
+   *
+   * @example
+   * const saved = { trainer: keyed.snapshot(), forecast: pack(book.exportState()) }
+   */
+  exportState(): Record<string, unknown> {
+    return {
+      keys: Object.fromEntries([...this.trackers].map(([key, t]) => [key, t.exportState()])),
+      drifts: this.drifts,
+      anomalies: this.anomalies,
+      outcomes: this.outcomes,
+      covered: this.covered,
+    }
+  }
+
+  importState(saved: Record<string, unknown>): void {
+    const keys = saved.keys
+    if (keys === null || typeof keys !== 'object')
+      throw new RxrnnError('bad_snapshot', 'Cannot restore this snapshot: forecast.keys is missing')
+    const restored = new Map<string, ForecastTracker>()
+    for (const [key, state] of Object.entries(keys as Record<string, Record<string, unknown>>)) {
+      const tracker = new ForecastTracker(this.width, this.horizon, this.options)
+      tracker.importState(state)
+      restored.set(key, tracker)
+    }
+    const count = (name: string): number => {
+      const v = saved[name]
+      if (typeof v !== 'number' || !(v >= 0))
+        throw new RxrnnError(
+          'bad_snapshot',
+          `Cannot restore this snapshot: forecast.${name} is ${JSON.stringify(v)}`,
+        )
+      return v
+    }
+    const totals = [count('drifts'), count('anomalies'), count('outcomes'), count('covered')] as const
+    this.trackers.clear()
+    for (const [key, t] of restored) this.trackers.set(key, t)
+    ;[this.drifts, this.anomalies, this.outcomes, this.covered] = totals
+  }
+
   tracker(key: string): ForecastTracker | undefined {
     return this.trackers.get(key)
   }

@@ -1,3 +1,5 @@
+import { savedNumber } from './saved-state.js'
+
 /**
  * Page-Hinkley test for an upward shift in the mean of a loss stream, on relative deviations so
  * one setting fits losses of any scale: z_t = min((ℓ_t − m_{t−1}) / m_{t−1}, clip) − δ, with
@@ -70,5 +72,23 @@ export class PageHinkley {
 
   describe(): Record<string, number> {
     return { statistic: this.lastStatistic, threshold: this.lambda }
+  }
+
+  exportState(): Record<string, unknown> {
+    return {
+      seen: this.seen,
+      mean: this.mean,
+      sum: this.sum,
+      min: this.min,
+      lastStatistic: this.lastStatistic,
+    }
+  }
+
+  importState(saved: Record<string, unknown>): void {
+    this.seen = savedNumber(saved, 'seen')
+    this.mean = savedNumber(saved, 'mean')
+    this.sum = savedNumber(saved, 'sum')
+    this.min = savedNumber(saved, 'min')
+    this.lastStatistic = savedNumber(saved, 'lastStatistic')
   }
 }

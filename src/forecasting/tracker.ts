@@ -198,6 +198,60 @@ export class ForecastTracker {
     return outcomes === 0 ? Number.NaN : 1 - misses / outcomes
   }
 
+  /** Everything needed to resume this key's bookkeeping exactly (copies). */
+  exportState(): Record<string, unknown> {
+    return {
+      past: this.past.slice(),
+      pastLower: this.pastLower.slice(),
+      pastUpper: this.pastUpper.slice(),
+      newest: this.newest,
+      held: this.held,
+      scored: this.scored,
+      anomalies: this.anomalies,
+      drifts: this.drifts,
+      conformal: this.conformal?.exportState() ?? null,
+      detector: this.detector?.exportState() ?? null,
+    }
+  }
+
+  /** Restores `exportState`'s output into a tracker made with the same sizes and options. */
+  importState(saved: Record<string, unknown>): void {
+    const put = (to: Float64Array, from: unknown, name: string) => {
+      if (!ArrayBuffer.isView(from) || (from as Float64Array).length !== to.length)
+        throw new RxrnnError('bad_snapshot', `Cannot restore this snapshot: forecast.${name} does not fit`)
+      to.set(from as Float64Array)
+    }
+    const int = (name: string, min: number): number => {
+      const v = saved[name]
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+        throw new RxrnnError(
+          'bad_snapshot',
+          `Cannot restore this snapshot: forecast.${name} is ${JSON.stringify(v)}`,
+        )
+      return v
+    }
+    put(this.past, saved.past, 'past')
+    put(this.pastLower, saved.pastLower, 'pastLower')
+    put(this.pastUpper, saved.pastUpper, 'pastUpper')
+    const conformal = saved.conformal as Record<string, unknown> | null
+    const detector = saved.detector as Record<string, unknown> | null
+    if (
+      (conformal === null) !== (this.conformal === null) ||
+      (detector === null) !== (this.detector === null)
+    )
+      throw new RxrnnError(
+        'bad_snapshot',
+        'Cannot restore this snapshot: it was taken with other forecasting options',
+      )
+    if (conformal) this.conformal!.importState(conformal)
+    if (detector) this.detector!.importState(detector)
+    this.newest = int('newest', -1)
+    this.held = int('held', 0)
+    this.scored = int('scored', 0)
+    this.anomalies = int('anomalies', 0)
+    this.drifts = int('drifts', 0)
+  }
+
   /** A sequence boundary: forget the remembered forecasts (they belong to the old sequence). */
   forgetForecasts(): void {
     this.held = 0

@@ -135,3 +135,52 @@ describe('ForecastBook options', () => {
     expect(() => new ForecastBook(trainer, { drift: true })).toThrow(/leave coverage and drift out/)
   })
 })
+
+describe('ForecastBook snapshots', () => {
+  it('exportState → msgpack → importState resumes every key exactly (intervals, anomaly, Page-Hinkley, ADWIN)', async () => {
+    // The packer the trainer's snapshots use: typed arrays come back as typed arrays.
+    const { Packr } = await import('msgpackr')
+    const packr = new Packr({
+      useRecords: false,
+      moreTypes: true,
+      mapsAsObjects: true,
+      structuredClone: false,
+    })
+    for (const detector of ['page-hinkley', 'adwin'] as const) {
+      const model = createModel({ cell: 'gru', inputSize: 1, hiddenSize: 6, outputSize: 3, seed: 4 })
+      const trainer = new OnlineTrainer(model, {
+        k1: 2,
+        k2: 4,
+        horizon: 3,
+        loss: 'mse',
+        optimizer: { type: 'sgd', lr: 0 },
+      })
+      const options = { coverage: 0.9, drift: { detector, warmup: 10 } }
+      const book = new ForecastBook(trainer, options)
+      const value = (t: number, key: number) => Math.sin(t / 3 + key) + (t > 300 ? 3 * Math.sin(t) : 0)
+      const outputs = new Map<string, number[]>()
+      for (let t = 0; t < 250; t++)
+        for (const key of [0, 1]) outputs.set(`${t}/${key}`, [value(t, key), value(t, key) * 0.5, 0.1])
+      const feed = (b: ForecastBook, from: number, to: number) => {
+        const fields: unknown[] = []
+        for (let t = from; t < to; t++)
+          for (const key of [0, 1]) {
+            const output = [value(t, key) * 0.9, value(t, key) * 0.5, 0.1]
+            fields.push(b.step(`k${key}`, trainer.sequence, output, value(t + 1, key)))
+          }
+        return fields
+      }
+      feed(book, 0, 200)
+      const resumed = new ForecastBook(trainer, options)
+      resumed.importState(packr.unpack(packr.pack(book.exportState())) as Record<string, unknown>)
+      // Drift responses would reset the shared sequence: 'report' (the default) leaves it alone.
+      expect(feed(resumed, 200, 400)).toEqual(feed(book, 200, 400))
+      expect(resumed.coverage()).toBe(book.coverage())
+      expect(resumed.drifts).toBe(book.drifts)
+      expect(book.drifts).toBeGreaterThan(0)
+      expect(() => new ForecastBook(trainer, { coverage: 0.9 }).importState(book.exportState())).toThrow(
+        /other forecasting options/,
+      )
+    }
+  })
+})
