@@ -154,18 +154,19 @@ export class ForecastTracker {
     const r = this.result
     const cal = this.conformal
     const at = this.newest * rows
-    const forecast = this.past.subarray(at, at + rows)
+    // The latest forecast is past[at .. at + rows): read in place (no view allocated per tick).
+    const past = this.past
     this.scored++
     let loss = 0
     for (let o = 0; o < O; o++) {
-      const d = target[o]! - forecast[o]!
+      const d = target[o]! - past[at + o]!
       loss += d * d
     }
     r.loss = loss / O
     if (cal) {
       // Anomaly first: the p-value is against the residuals before this one joins them.
       let minP = 1
-      for (let o = 0; o < O; o++) minP = Math.min(minP, cal.pValue(o, Math.abs(target[o]! - forecast[o]!)))
+      for (let o = 0; o < O; o++) minP = Math.min(minP, cal.pValue(o, Math.abs(target[o]! - past[at + o]!)))
       r.anomaly = 1 - Math.min(1, O * minP)
       r.isAnomaly = r.anomaly >= this.anomalyThreshold
       if (r.isAnomaly) this.anomalies++
