@@ -143,4 +143,31 @@ export class InputAugmenter {
   delete(key: string): void {
     this.keys.delete(key)
   }
+
+  /** Every key's last values and time (copies), for a snapshot. */
+  exportState(): Record<string, unknown> {
+    return Object.fromEntries(
+      [...this.keys].map(([key, s]) => [key, { last: s.last.slice(), lastT: s.lastT }]),
+    )
+  }
+
+  /** Restores `exportState`'s output (same features); throws RxrnnError('bad_snapshot') naming what does not fit. */
+  importState(saved: Record<string, unknown>): void {
+    const restored = new Map<string, KeyInputs>()
+    for (const [key, value] of Object.entries(saved ?? {})) {
+      const s = value as { last?: unknown; lastT?: unknown }
+      if (
+        !(s?.last instanceof Float64Array) ||
+        s.last.length !== this.features ||
+        typeof s.lastT !== 'number'
+      )
+        throw new RxrnnError(
+          'bad_snapshot',
+          `Cannot restore this snapshot: the inputs of key ${JSON.stringify(key)} do not fit`,
+        )
+      restored.set(key, { last: s.last.slice(), lastT: s.lastT })
+    }
+    this.keys.clear()
+    for (const [key, s] of restored) this.keys.set(key, s)
+  }
 }

@@ -1,5 +1,9 @@
+import { Packr } from 'msgpackr'
 import type { DriftOptions, ForecastFields, KeyedTrainer, MissingPolicy } from '../../src/index.js'
-import { ForecastBook, InputAugmenter } from '../../src/index.js'
+import { ForecastBook, InputAugmenter, RxrnnError } from '../../src/index.js'
+
+/** The snapshots' msgpack settings: typed arrays come back as typed arrays. */
+const packr = new Packr({ useRecords: false, moreTypes: true, mapsAsObjects: true, structuredClone: false })
 
 /**
  * The forecasting side of `serve` (flags --horizon, --coverage, --anomaly-threshold, --drift,
@@ -81,6 +85,28 @@ export class ServerForecasting {
   delete(key: string): void {
     this.book.delete(key)
     this.inputs?.delete(key)
+  }
+
+  /**
+   * Every key's forecasting state as msgpack bytes (the checkpoint's sidecar, `<path>.forecast`):
+   * intervals, anomaly and drift bookkeeping, and the inputs' last values and times.
+   */
+  snapshot(): Uint8Array {
+    return packr.pack({ book: this.book.exportState(), inputs: this.inputs?.exportState() ?? null })
+  }
+
+  /** Resumes from `snapshot()`'s bytes (taken with the same options); throws RxrnnError('bad_snapshot'). */
+  restore(bytes: Uint8Array): void {
+    let saved: { book?: Record<string, unknown>; inputs?: Record<string, unknown> | null }
+    try {
+      saved = packr.unpack(bytes) as typeof saved
+    } catch (e) {
+      throw new RxrnnError('bad_snapshot', `Cannot restore the forecasting state: ${(e as Error).message}`)
+    }
+    if (saved === null || typeof saved !== 'object' || !saved.book)
+      throw new RxrnnError('bad_snapshot', 'Cannot restore the forecasting state: it holds no book')
+    this.book.importState(saved.book)
+    if (this.inputs && saved.inputs) this.inputs.importState(saved.inputs)
   }
 
   /** Fields of the metrics frame: realised coverage (row 0, every key), anomalies and drifts so far. */

@@ -183,6 +183,17 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   const horizonActive = trainer.options.horizon > 1
   if (options.forecasting || horizonActive)
     forecasting = new ServerForecasting(keyed, options.forecasting ?? {})
+  // The forecasting state sits next to the checkpoint (`<path>.forecast`); without it, keys calibrate afresh.
+  const forecastPath = options.checkpoint ? `${options.checkpoint.path}.forecast` : null
+  const savedForecast = forecasting && saved && forecastPath ? readCheckpoint(forecastPath) : null
+  if (forecasting && savedForecast) {
+    try {
+      forecasting.restore(savedForecast)
+    } catch (error) {
+      if (!(error instanceof RxrnnError)) throw error
+      log(`${forecastPath}: ${error.message}; the keys' intervals and drift detectors start afresh`)
+    }
+  }
   const monitor = new Monitor()
   const host = options.host ?? '127.0.0.1'
   const maxPayload = options.maxPayload ?? 1 << 20
@@ -563,8 +574,10 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     if (!target) return Promise.resolve()
     // The snapshot is taken now, synchronously, so it is one consistent state; writes queue up.
     const bytes = keyed.snapshot()
+    const forecastBytes = forecasting?.snapshot()
     writing = writing
       .then(() => writeFileAtomic(target.path, bytes))
+      .then(() => (forecastBytes ? writeFileAtomic(`${target.path}.forecast`, forecastBytes) : undefined))
       .catch((error) =>
         log(`checkpoint to ${target.path} failed: ${error instanceof Error ? error.message : error}`),
       )

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runCli } from '../../../streams/cli/program.js'
@@ -202,5 +206,37 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     expect(text).toMatch(/^rxrnn_anomalies_total \d+$/m)
     expect(text).toMatch(/^rxrnn_drifts_total 0$/m)
     expect(text).toContain('# TYPE rxrnn_drifts_total counter')
+  })
+
+  it('a checkpoint keeps the forecasting state beside it: after a restart the intervals are calibrated at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rxrnn-forecast-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    const options = {
+      model: { cell: 'gru' as const, inputSize: 1, hiddenSize: 8, outputSize: 1, seed: 2 },
+      trainer: { k1: 4, loss: 'mse' as const, optimizer: { type: 'adam' as const, lr: 0.01 } },
+      forecasting: { coverage: 0.9, drift: {} },
+      checkpoint: { path: join(dir, 'model.ckpt'), everyMs: 60_000 },
+      port: 0,
+      dashboard: false,
+    }
+    const first = await serve(options)
+    const producer = await client(first.url)
+    for (let t = 0; t < 300; t++)
+      producer.send({ type: 'tick', key: 'a', x: [Math.sin(t / 3)], y: Math.sin((t + 1) / 3), id: t })
+    await producer.waitFor((f) => f.id === 299)
+    const before = first.metrics().intervalCoverage
+    await first.close()
+    expect(existsSync(join(dir, 'model.ckpt.forecast'))).toBe(true)
+
+    const second = await serve(options)
+    cleanups.push(() => second.close())
+    expect(second.metrics().intervalCoverage).toBe(before)
+    const again = await client(second.url)
+    again.send({ type: 'tick', key: 'a', x: [Math.sin(300 / 3)], y: Math.sin(301 / 3), id: 300 })
+    const at = await again.waitFor((f) => f.id === 300)
+    const frame = again.frames[at]!
+    // Finite bounds straight away (a fresh key's would be ±Infinity until ~10 outcomes are in).
+    expect(Number.isFinite((frame.lower as number[])[0])).toBe(true)
+    expect(Number.isFinite((frame.upper as number[])[0])).toBe(true)
   })
 })
