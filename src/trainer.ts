@@ -707,13 +707,15 @@ export class OnlineTrainer {
   /** Fills the report's gradient flow and spectral radii (in place: reused buffers, no allocation). */
   private diagnose(entering: Slot, n: number, scale: number): void {
     const report = this.report
-    const newest = this.trajectory[n - 1]!
-    if (newest.hasTarget) {
+    // The newest step whose loss is complete: with a horizon H, the one H − 1 steps back.
+    const m = n - this.options.horizon + 1
+    const newest = m > 0 ? this.trajectory[m - 1]! : undefined
+    if (newest?.hasTarget) {
       this.probeNorms.fill(0)
-      this.backward(entering, n, scale, false)
+      this.backward(entering, m, scale, false)
       const flow = this.flow
-      flow.norms.length = n
-      for (let i = 0; i < n; i++) flow.norms[i] = this.probeNorms[i]!
+      flow.norms.length = m
+      for (let i = 0; i < m; i++) flow.norms[i] = this.probeNorms[i]!
       flow.logGainPerStep = fitLogGain(flow.norms)
       report.gradientFlow = flow
     }

@@ -133,3 +133,24 @@ describe('horizon validation and bookkeeping', () => {
     }
   })
 })
+
+describe('diagnostics with a horizon', () => {
+  it('the gradient-flow probe starts at the newest step whose targets are all in', () => {
+    const model = smallModel('gru', 1, 9, { outputSize: 3 })
+    const trainer = new OnlineTrainer(model, {
+      k1: 4,
+      k2: 8,
+      horizon: 3,
+      loss: 'mse',
+      optimizer: { type: 'sgd', lr: 0.01 },
+    })
+    const rng = new Rng(4)
+    let flow: { norms: number[]; logGainPerStep: number } | undefined
+    for (const x of uniformRows(rng, 16, 3))
+      flow = trainer.observe(x, [rng.uniform()]).update?.gradientFlow ?? flow
+    // Window of 8 steps, the newest complete one 2 steps back: 6 norms, all positive.
+    expect(flow?.norms).toHaveLength(6)
+    expect(flow!.norms.every((v) => v > 0)).toBe(true)
+    expect(Number.isFinite(flow!.logGainPerStep)).toBe(true)
+  })
+})
