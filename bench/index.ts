@@ -5,8 +5,8 @@
  *   node --expose-gc --import tsx bench/index.ts [--quick] [--only 1,3] [--json out.json] [--long]
  *
  * Sections: 1 inference latency, 2 training cost, 3 many keys, 4 end to end over WebSocket,
- * 5 memory, 6 allocation. Peer libraries live in bench/node_modules (installed here on first run
- * with `npm --prefix bench ci`); a peer that cannot load is reported as unavailable, with why.
+ * 5 memory, 6 allocation, 7 learning without truncation (RTRL, SnAp-1, UORO beside TBPTT).
+ * Peer libraries live in bench/node_modules (installed here on first run with `npm --prefix bench ci`); a peer that cannot load is reported as unavailable, with why.
  *
  * Every section runs in a fresh child process (this file again, with `--section N`, started with
  * this process's node flags): what one section loads and leaves behind (tfjs's and ONNX
@@ -42,7 +42,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(
     'usage: node --expose-gc --import tsx bench/index.ts [--quick] [--only 1,3] [--json out.json] [--long]\n' +
-      '  sections: 1 inference, 2 training, 3 many keys, 4 end to end, 5 memory, 6 allocation\n' +
+      '  sections: 1 inference, 2 training, 3 many keys, 4 end to end, 5 memory, 6 allocation,\n' +
+      '            7 gradient algorithms (TBPTT, RTRL, SnAp-1, UORO)\n' +
       '  --quick: short runs (a smoke test); --long: lift the time caps of sections 5 and 6\n' +
       '  each section runs in a fresh node process started with the same flags',
   )
@@ -60,7 +61,7 @@ interface Section {
   readonly nodeFlags?: readonly string[]
 }
 
-const SECTIONS: Record<1 | 2 | 3 | 4 | 5 | 6, Section> = {
+const SECTIONS: Record<1 | 2 | 3 | 4 | 5 | 6 | 7, Section> = {
   1: { name: 'inference', load: async () => (await import('./sections/inference.js')).runInference },
   2: { name: 'training', load: async () => (await import('./sections/training.js')).runTraining },
   3: { name: 'keys', load: async () => (await import('./sections/keys.js')).runKeys },
@@ -74,6 +75,7 @@ const SECTIONS: Record<1 | 2 | 3 | 4 | 5 | 6, Section> = {
     // Section 6 says so in its output; see sections/allocation.ts.
     nodeFlags: ['--max-semi-space-size=1'],
   },
+  7: { name: 'algorithms', load: async () => (await import('./sections/algorithms.js')).runAlgorithms },
 }
 type SectionNumber = keyof typeof SECTIONS
 
@@ -82,11 +84,11 @@ function message(error: unknown): string {
 }
 
 const selected: SectionNumber[] = (() => {
-  if (!args.only) return [1, 2, 3, 4, 5, 6]
+  if (!args.only) return [1, 2, 3, 4, 5, 6, 7]
   const picked = args.only.split(',').map((s) => Number(s.trim()))
   const bad = picked.filter((n) => !(n in SECTIONS))
   if (bad.length > 0) {
-    console.error(`--only ${args.only}: no section ${bad.join(', ')}; sections are 1 to 6, e.g. --only 1,3`)
+    console.error(`--only ${args.only}: no section ${bad.join(', ')}; sections are 1 to 7, e.g. --only 1,3`)
     process.exit(2)
   }
   return [...new Set(picked)].sort() as SectionNumber[]

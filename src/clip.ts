@@ -1,4 +1,5 @@
 import type { FloatArray } from './dtype.js'
+import type { Kernels } from './kernels.js'
 
 /** Σ g² over a flat buffer, accumulated in float64. */
 export function sumOfSquares(grads: FloatArray): number {
@@ -25,11 +26,22 @@ export function globalNorm(grads: FloatArray): number {
  * Scales the gradients as torch.nn.utils.clip_grad_norm_ does: by maxNorm / (norm + 1e-6)
  * when that is below 1. Returns the factor applied (1 when nothing was clipped).
  * Clipping bounds the step an exploding gradient can take while keeping its direction.
+ * `kernels`, when given, does the scaling (the trainer passes its model's, so WebAssembly
+ * scales the gradients it holds in place).
+ *
+ * @example
+ * const clipped = clipByGlobalNorm(grads, globalNorm(grads), 1) < 1
  */
-export function clipByGlobalNorm(grads: FloatArray, norm: number, maxNorm: number): number {
+export function clipByGlobalNorm(
+  grads: FloatArray,
+  norm: number,
+  maxNorm: number,
+  kernels?: Pick<Kernels, 'scale'>,
+): number {
   const factor = maxNorm / (norm + 1e-6)
   if (factor >= 1) return 1
-  for (let i = 0; i < grads.length; i++) grads[i] = grads[i]! * factor
+  if (kernels) kernels.scale(grads, factor)
+  else for (let i = 0; i < grads.length; i++) grads[i] = grads[i]! * factor
   return factor
 }
 

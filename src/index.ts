@@ -1,6 +1,6 @@
 /**
- * rxrnn core: recurrent cells, model, losses, optimizers, the online TBPTT trainer and
- * serialization. Pure computation on typed arrays: no RxJS, no I/O.
+ * rxrnn core: recurrent cells, model, losses, optimizers, the online trainer (TBPTT, RTRL,
+ * SnAp-1, UORO) and serialization. Pure computation on typed arrays: no RxJS, no I/O.
  */
 export type { Cell } from './cells/cell.js'
 export { clipByGlobalNorm, clipByValue, globalNorm } from './clip.js'
@@ -10,7 +10,11 @@ export type { DType, FloatArray } from './dtype.js'
 export type { RxrnnErrorCode } from './errors.js'
 export { RxrnnError } from './errors.js'
 export * from './forecasting/index.js'
+export type { AlgorithmName, RtrlCost } from './gradients/index.js'
+export { ALGORITHM_NAMES, rtrlCost } from './gradients/index.js'
 export type { Kernels } from './kernels.js'
+export type { KeyStoreOptions } from './key-store.js'
+export { KeyStore } from './key-store.js'
 export type {
   KeyEntry,
   KeyedObservation,

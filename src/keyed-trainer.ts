@@ -1,6 +1,7 @@
 import type { FloatArray } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import { KeyStore, keyStoreProblems } from './key-store.js'
 import { decodeSnapshot, encodeSnapshot, field, restoreArray } from './snapshot.js'
 import type { RecurrentState } from './state.js'
 import type { UpdateReport } from './trainer.js'
@@ -61,10 +62,8 @@ export interface KeyedObservation {
 
 const noUpdates: UpdateReport[] = []
 
-/** An entry on the recency list: least recently seen at `oldest`, most recently at `newest`. */
+/** A key's value in the store. */
 interface LinkedEntry extends KeyEntry {
-  older: LinkedEntry | null
-  newer: LinkedEntry | null
   /** Its window is complete and its update queued (observeDeferred). */
   due: boolean
 }
@@ -79,7 +78,9 @@ export interface KeyedUpdate {
  * Many streams, one model: every key (a sensor, a symbol) keeps its own hidden state and
  * truncation window while all keys train the trainer's shared weights and optimizer. Windows
  * store only inputs and states (activations are recomputed at update time), so a key costs
- * (k2 + 1)·(inputs + targets + state) floats; `bytesPerKey` says how many bytes.
+ * (k2 + 1)·(inputs + targets + state) floats; with a forward-mode algorithm (`rtrl`, `snap1`,
+ * `uoro`) each key also carries its own sensitivities and summed gradient (RTRL's S·P floats
+ * are the most). `bytesPerKey` says how many bytes.
  *
  * @example
  * const keyed = new KeyedTrainer(new OnlineTrainer(model, options), { idleMs: 60_000 })
@@ -93,11 +94,8 @@ export class KeyedTrainer {
   /** Keys created so far: the next key's phase when updates are staggered. */
   private created = 0
   private readonly onEvict: ((key: string) => void) | undefined
-  private readonly entries = new Map<string, LinkedEntry>()
-  // A doubly linked recency list through the entries: seeing a key moves it to the newest end
-  // in O(1) with no allocation (re-inserting it into the Map would grow and rehash the Map).
-  private oldest: LinkedEntry | null = null
-  private newest: LinkedEntry | null = null
+  /** The keys, LRU and idle eviction: seeing a known key allocates nothing. */
+  private readonly store: KeyStore<LinkedEntry>
   private readonly xScratch: FloatArray
   private readonly targetScratch: FloatArray
   private readonly updatesScratch: UpdateReport[] = []
@@ -108,8 +106,6 @@ export class KeyedTrainer {
   private dueReports: KeyedUpdate[] = []
   /** Reused by every `observe`: the hot path allocates nothing. */
   private readonly result: KeyedObservation
-  /** Keys evicted so far (idle or over maxKeys). */
-  evicted = 0
   /** Events learned from without a label because too many were waiting. */
   expiredLabels = 0
 
@@ -122,10 +118,7 @@ export class KeyedTrainer {
     this.maxPending = options.maxPending ?? 0
     this.staggerUpdates = options.staggerUpdates ?? false
     this.onEvict = options.onEvict
-    const problems: string[] = []
-    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1)
-      problems.push('maxKeys must be a positive integer')
-    if (!(this.idleMs > 0)) problems.push('idleMs must be a positive number of milliseconds')
+    const problems = keyStoreProblems(options)
     if (!Number.isInteger(this.maxPending) || this.maxPending < 0)
       problems.push('maxPending must be an integer >= 0')
     if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid keyed trainer options', problems)
@@ -134,28 +127,42 @@ export class KeyedTrainer {
     // A label is one row of a multi-horizon head's targets.
     this.targetScratch = new A((trainer.horizonTargets?.rowLoss ?? trainer.loss).targetSize)
     this.result = { prediction: this.xScratch, updates: noUpdates }
+    this.store = new KeyStore<LinkedEntry>({
+      maxKeys: this.maxKeys,
+      idleMs: this.idleMs,
+      create: (key) => this.createEntry(key),
+      onEvict: (key, entry) => {
+        // Its queued update learned from events already seen: it runs now, not never.
+        if (entry.due) this.runDue(entry)
+        this.onEvict?.(key)
+      },
+    })
+  }
+
+  /** Keys evicted so far (idle or over maxKeys). */
+  get evicted(): number {
+    return this.store.evicted
+  }
+
+  set evicted(count: number) {
+    this.store.evicted = count
   }
 
   get size(): number {
-    return this.entries.size
+    return this.store.size
   }
 
   has(key: string): boolean {
-    return this.entries.has(key)
+    return this.store.has(key)
   }
 
   /** The keys, least recently seen first. Deleting or seeing keys while iterating is safe. */
-  *keys(): IterableIterator<string> {
-    for (let e = this.oldest; e; ) {
-      // Read on before yielding: the caller may delete this key (unlinking it) or see it again.
-      const next = e.newer
-      yield e.key
-      e = next
-    }
+  keys(): IterableIterator<string> {
+    return this.store.keys()
   }
 
   entry(key: string): KeyEntry | undefined {
-    return this.entries.get(key)
+    return this.store.get(key)
   }
 
   /**
@@ -310,7 +317,7 @@ export class KeyedTrainer {
     id: number,
     target: number | ArrayLike<number>,
   ): { event: PendingEvent; updates: UpdateReport[] } | null {
-    const entry = this.entries.get(key)
+    const entry = this.store.get(key)
     const event = entry?.pending.find((e) => e.id === id)
     if (!entry || !event) return null
     // With a multi-horizon head a label is one row (the target of that event).
@@ -339,7 +346,7 @@ export class KeyedTrainer {
 
   /** A sequence boundary for one key: zero state, empty window, waiting events dropped. */
   reset(key: string): boolean {
-    const entry = this.entries.get(key)
+    const entry = this.store.get(key)
     if (!entry) return false
     if (entry.due) this.runDue(entry)
     entry.sequence.reset()
@@ -349,26 +356,16 @@ export class KeyedTrainer {
   }
 
   delete(key: string): boolean {
-    const entry = this.entries.get(key)
+    const entry = this.store.get(key)
     if (!entry) return false
     // Its queued update learned from events already seen: it runs now, not never.
     if (entry.due) this.runDue(entry)
-    this.unlink(entry)
-    return this.entries.delete(key)
+    return this.store.delete(key)
   }
 
   /** Evicts keys unseen for `idleMs`; returns them. */
   evictIdle(now = Date.now()): string[] {
-    const evicted: string[] = []
-    // The list runs from least recently seen, so the scan stops at the first fresh key.
-    while (this.oldest && now - this.oldest.lastSeen >= this.idleMs) {
-      const key = this.oldest.key
-      this.delete(key)
-      evicted.push(key)
-      this.onEvict?.(key)
-    }
-    this.evicted += evicted.length
-    return evicted
+    return this.store.evictIdle(now)
   }
 
   /**
@@ -376,7 +373,7 @@ export class KeyedTrainer {
    * `KeyedTrainer.fromSnapshot` resumes them exactly.
    */
   snapshot(): Uint8Array {
-    const keys = this.lruOrder().map((e) => ({
+    const keys = this.store.entries().map(({ value: e }) => ({
       key: e.key,
       sequence: e.sequence.exportState(),
       live: e.live?.data.slice() ?? null,
@@ -429,13 +426,13 @@ export class KeyedTrainer {
   }
 
   /**
-   * Bytes of typed-array memory one key holds (its window and states). The JS objects around
-   * them (one small object and a few views per slot) add roughly as much again on the heap:
-   * `npm run bench` measures both.
+   * Bytes of typed-array memory one key holds (its window and states, and a forward-mode
+   * algorithm's sensitivities). The JS objects around them (one small object and a few views
+   * per slot) add roughly as much again on the heap: `npm run bench` measures both.
    */
   bytesPerKey(): number {
     const seq = this.trainer.createSequence({ storeActivations: false })
-    const bytes = seq.slots[0]!.x.buffer.byteLength
+    const bytes = seq.slots[0]!.x.buffer.byteLength + seq.carried.byteLength
     const live = this.maxPending > 0 ? this.trainer.model.initialState().data.byteLength : 0
     const c = this.trainer.model.config
     // A waiting event keeps its x, its target and a copy of its prediction.
@@ -448,61 +445,25 @@ export class KeyedTrainer {
 
   /** The key's entry (created when new), seen at `now`: moved to the newest end of the recency list. */
   private touch(key: string, now: number): LinkedEntry {
-    let entry = this.entries.get(key)
-    if (entry) {
-      if (entry !== this.newest) {
-        this.unlink(entry)
-        this.append(entry)
-      }
-    } else {
-      // '' is a key like any other: the single-series operators (forecast, learnWithLabels) use it.
-      if (typeof key !== 'string') throw new RxrnnError('missing_key', 'key must be a string')
-      if (this.entries.size >= this.maxKeys && this.oldest) {
-        const oldest = this.oldest.key
-        this.delete(oldest)
-        this.evicted++
-        this.onEvict?.(oldest)
-      }
-      entry = {
-        key,
-        sequence: this.trainer.createSequence({ storeActivations: false }),
-        live: this.maxPending > 0 ? this.trainer.model.initialState() : null,
-        pending: [],
-        lastSeen: now,
-        older: null,
-        newer: null,
-        due: false,
-      }
-      if (this.staggerUpdates) entry.sequence.sinceUpdate = this.created % this.trainer.options.k1
-      this.created++
-      this.entries.set(key, entry)
-      this.append(entry)
-    }
+    // '' is a key like any other: the single-series operators (forecast, learnWithLabels) use it.
+    if (typeof key !== 'string') throw new RxrnnError('missing_key', 'key must be a string')
+    const entry = this.store.touch(key, now)
     entry.lastSeen = now
     return entry
   }
 
-  /** The entries, least recently seen first. */
-  private lruOrder(): LinkedEntry[] {
-    const order: LinkedEntry[] = []
-    for (let e = this.oldest; e; e = e.newer) order.push(e)
-    return order
-  }
-
-  private unlink(entry: LinkedEntry): void {
-    if (entry.older) entry.older.newer = entry.newer
-    else this.oldest = entry.newer
-    if (entry.newer) entry.newer.older = entry.older
-    else this.newest = entry.older
-    entry.older = null
-    entry.newer = null
-  }
-
-  private append(entry: LinkedEntry): void {
-    entry.older = this.newest
-    entry.newer = null
-    if (this.newest) this.newest.newer = entry
-    else this.oldest = entry
-    this.newest = entry
+  /** A new key's entry: a fresh window (and prediction state when labels come late). */
+  private createEntry(key: string): LinkedEntry {
+    const entry: LinkedEntry = {
+      key,
+      sequence: this.trainer.createSequence({ storeActivations: false }),
+      live: this.maxPending > 0 ? this.trainer.model.initialState() : null,
+      pending: [],
+      lastSeen: 0,
+      due: false,
+    }
+    if (this.staggerUpdates) entry.sequence.sinceUpdate = this.created % this.trainer.options.k1
+    this.created++
+    return entry
   }
 }

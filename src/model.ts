@@ -13,6 +13,7 @@ import type { LayerMasks } from './layer.js'
 import { RecurrentLayer } from './layer.js'
 import { ParameterSet } from './params.js'
 import { readSafetensors, writeSafetensors } from './safetensors.js'
+import { forwardStack } from './stack.js'
 import { RecurrentState } from './state.js'
 import { copyFiniteVector } from './validate.js'
 import { StagedWasmKernels } from './wasm/backend.js'
@@ -49,8 +50,10 @@ export class Model {
   private readonly input: FloatArray
   private readonly output: FloatArray
   private readonly inferenceMasks: LayerMasks | null
+  /** Per layer: the inference masks (zoneout's expectation), or null. */
+  private readonly stepMasks: readonly (LayerMasks | null)[] | null
   /** Inference needs no backward, so one cache serves every layer and step. */
-  private readonly cacheScratch: FloatArray
+  private readonly stepCaches: readonly FloatArray[]
   /** stepBatch's staging, made on its first call. */
   private batchWork: BatchWorkspace | null = null
   /** stepBatch's check that no state comes twice (reused: the hot path allocates nothing). */
@@ -80,9 +83,11 @@ export class Model {
     this.head = new LinearHead(this.params, H, c.outputSize, this.kernels)
     this.input = alloc(c.inputSize)
     this.output = alloc(c.outputSize)
-    this.cacheScratch = alloc(this.cell.cacheSize)
+    const cache = alloc(this.cell.cacheSize)
+    this.stepCaches = this.layers.map(() => cache)
     this.inferenceMasks =
       c.zoneout > 0 ? { x: null, h: null, zone: alloc(this.stateSize).fill(c.zoneout) } : null
+    this.stepMasks = this.inferenceMasks ? this.layers.map(() => this.inferenceMasks) : null
     initializeParameters(this.params, c)
   }
 
@@ -114,14 +119,8 @@ export class Model {
 
   /** `step` for an input already checked and in the model's float type. */
   stepValidated(x: FloatArray, state: RecurrentState): FloatArray {
-    let input = x
-    const masks = this.inferenceMasks
-    for (let l = 0; l < this.layers.length; l++) {
-      const s = state.layers[l]!
-      this.layers[l]!.forward(s, this.cacheScratch, input, s, masks)
-      input = s
-    }
-    this.head.forward(this.output, input)
+    const top = forwardStack(this.layers, state.layers, this.stepCaches, x, state.layers, this.stepMasks)
+    this.head.forward(this.output, top)
     return this.output
   }
 

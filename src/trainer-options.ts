@@ -2,6 +2,8 @@ import { RxrnnError } from './errors.js'
 import { horizonProblems } from './forecasting/horizon.js'
 import type { LearningRateSchedule } from './forecasting/lr-schedule.js'
 import { validateSchedule } from './forecasting/lr-schedule.js'
+import type { AlgorithmName } from './gradients/algorithm.js'
+import { ALGORITHM_NAMES, isForwardMode } from './gradients/algorithm.js'
 import type { LossName } from './losses.js'
 import { LOSS_NAMES } from './losses.js'
 import type { OptimizerConfig } from './optimizers.js'
@@ -12,12 +14,29 @@ import { resolveOptimizerConfig } from './optimizers.js'
  *
  * @example
  * { k1: 6, k2: 12, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 }
+ * { algorithm: 'rtrl', k1: 1, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 }
  */
 export interface TrainerOptions {
-  /** Update the weights after every k1 observed steps. */
+  /**
+   * How the gradient is taken (default 'tbptt'): 'tbptt' backpropagates through a window of k2
+   * steps; 'rtrl' (exact), 'snap1' and 'uoro' (O(P) approximations) carry the state's
+   * sensitivity to the weights forward from step to step, with no window and no truncation.
+   * See the README's "Learning without truncation".
+   */
+  algorithm?: AlgorithmName
+  /**
+   * Update the weights after every k1 observed steps. For the forward-mode algorithms, the
+   * gradients of those k1 steps are summed into one update (their mean over the steps with a target).
+   */
   k1: number
-  /** Backpropagate through the last k2 steps (k2 >= k1; default k1). */
+  /** TBPTT only: backpropagate through the last k2 steps (k2 >= k1; default k1). */
   k2?: number
+  /**
+   * RTRL only: the most its sensitivities (per sequence: per key for a KeyedTrainer) may hold, and
+   * the most multiply-adds a step may take to update them. A model past either is refused with
+   * the figures. Defaults: 64 MiB and 1e8 (a tanh RNN of 64 units, or an LSTM of 32, fits).
+   */
+  rtrlBudget?: { maxBytes?: number; maxMultiplyAddsPerStep?: number }
   loss: LossName
   /** Huber's threshold between the quadratic and linear parts. Default 1. */
   huberDelta?: number
@@ -45,7 +64,7 @@ export interface TrainerOptions {
    * Direct multi-horizon forecasting: the model's outputSize is horizon × the target's width,
    * row h − 1 forecasting the target h steps on (the target given h − 1 events later). A step's
    * loss enters once all its targets have arrived, so each update learns from the k1 steps that
-   * ended horizon − 1 steps ago: k2 must be >= k1 + horizon − 1. Default 1 (the next value).
+   * ended horizon − 1 steps ago: k2 must be >= k1 + horizon − 1. TBPTT only. Default 1 (the next value).
    */
   horizon?: number
   /** Learning-rate schedule over the update count (the optimizer's lr is the base). Default constant. */
@@ -53,6 +72,7 @@ export interface TrainerOptions {
 }
 
 export interface ResolvedTrainerOptions {
+  algorithm: AlgorithmName
   k1: number
   k2: number
   loss: LossName
@@ -65,9 +85,32 @@ export interface ResolvedTrainerOptions {
   seed: number | undefined
   diagnosticsEvery: number
   rollback: { lossFactor: number; every: number } | undefined
+  rtrlBudget: { maxBytes: number; maxMultiplyAddsPerStep: number }
   horizon: number
   lrSchedule: LearningRateSchedule | undefined
 }
+
+/** The options TrainerOptions has: anything else is refused (a misspelt option would otherwise do nothing). */
+const KNOWN_OPTIONS: readonly (keyof TrainerOptions)[] = [
+  'algorithm',
+  'k1',
+  'k2',
+  'rtrlBudget',
+  'loss',
+  'huberDelta',
+  'optimizer',
+  'clipNorm',
+  'clipValue',
+  'dropout',
+  'seed',
+  'diagnosticsEvery',
+  'rollback',
+  'horizon',
+  'lrSchedule',
+]
+
+/** RTRL's default budget per sequence: 64 MiB of sensitivities, 1e8 multiply-adds a step. */
+export const DEFAULT_RTRL_BUDGET = { maxBytes: 64 * 2 ** 20, maxMultiplyAddsPerStep: 1e8 } as const
 
 export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerOptions {
   const problems: string[] = []
@@ -79,8 +122,33 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     }
     return v
   }
+  for (const key of Object.keys(o)) {
+    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+      problems.push(
+        `unknown option ${JSON.stringify(key)}; the trainer options are ${KNOWN_OPTIONS.join(', ')}`,
+      )
+    }
+  }
+  const algorithm = o.algorithm ?? 'tbptt'
+  if (!ALGORITHM_NAMES.includes(algorithm)) {
+    problems.push(`algorithm is ${JSON.stringify(o.algorithm)}; use one of ${ALGORITHM_NAMES.join(', ')}`)
+  }
+  const forwardMode = ALGORITHM_NAMES.includes(algorithm) && isForwardMode(algorithm)
   const k1 = int('k1', o.k1, 1)
-  const k2 = o.k2 === undefined ? k1 : int('k2', o.k2, 1)
+  if (forwardMode && o.k2 !== undefined) {
+    problems.push(
+      `k2 is ${JSON.stringify(o.k2)}, but algorithm '${algorithm}' has no window to backpropagate through: its gradient reaches back to the start of the sequence. Leave k2 out (k1 sets how many steps each update sums)`,
+    )
+  }
+  if (forwardMode && (o.dropout?.input || o.dropout?.recurrent)) {
+    problems.push(
+      `dropout is not supported with algorithm '${algorithm}' (its masks belong to TBPTT's windows); leave dropout out, or use algorithm 'tbptt'`,
+    )
+  }
+  if (o.rtrlBudget !== undefined && algorithm !== 'rtrl') {
+    problems.push(`rtrlBudget applies to algorithm 'rtrl' only; leave it out for '${algorithm}'`)
+  }
+  const k2 = o.k2 === undefined || forwardMode ? k1 : int('k2', o.k2, 1)
   if (k2 < k1)
     problems.push(
       `k2 (${k2}) is smaller than k1 (${k1}); k2 >= k1 backpropagates through every step that has a loss`,
@@ -122,7 +190,14 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
           lossFactor: positive('rollback.lossFactor', o.rollback.lossFactor) ?? 10,
           every: o.rollback.every === undefined ? 10 : int('rollback.every', o.rollback.every, 1),
         }
-  const common = {
+  const rtrlBudget = {
+    maxBytes: positive('rtrlBudget.maxBytes', o.rtrlBudget?.maxBytes) ?? DEFAULT_RTRL_BUDGET.maxBytes,
+    maxMultiplyAddsPerStep:
+      positive('rtrlBudget.maxMultiplyAddsPerStep', o.rtrlBudget?.maxMultiplyAddsPerStep) ??
+      DEFAULT_RTRL_BUDGET.maxMultiplyAddsPerStep,
+  }
+  const resolved: ResolvedTrainerOptions = {
+    algorithm,
     k1,
     k2,
     loss: o.loss as LossName,
@@ -135,11 +210,17 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     seed: o.seed,
     diagnosticsEvery: o.diagnosticsEvery === undefined ? 1 : int('diagnosticsEvery', o.diagnosticsEvery, 0),
     rollback,
+    rtrlBudget,
+    horizon: o.horizon === undefined ? 1 : int('horizon', o.horizon, 1),
+    lrSchedule: o.lrSchedule,
   }
-  const horizon = o.horizon === undefined ? 1 : int('horizon', o.horizon, 1)
-  problems.push(...horizonProblems(k1, k2, horizon, o.loss))
+  if (resolved.horizon > 1 && forwardMode)
+    problems.push(
+      `horizon ${resolved.horizon} needs algorithm 'tbptt': a step's loss enters only once its targets have ` +
+        `arrived, later, and '${algorithm}' adds each step's loss as it goes; leave horizon out or use 'tbptt'`,
+    )
+  else problems.push(...horizonProblems(k1, k2, resolved.horizon, o.loss))
   if (o.lrSchedule !== undefined) problems.push(...validateSchedule(o.lrSchedule))
-  const resolved: ResolvedTrainerOptions = { ...common, horizon, lrSchedule: o.lrSchedule }
   if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid trainer options', problems)
   return resolved
 }

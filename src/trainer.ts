@@ -1,4 +1,5 @@
-import { clipByValue } from './clip.js'
+import { clipByGlobalNorm, clipByValue } from './clip.js'
+import { ClipHistory } from './clip-history.js'
 import type { ModelConfig } from './config.js'
 import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
@@ -6,7 +7,8 @@ import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
 import { HorizonTargets } from './forecasting/horizon.js'
 import { LearningRateController } from './forecasting/lr-schedule.js'
-import { LayerWindowGrads } from './layer.js'
+import type { GradientAlgorithm, WindowLoss } from './gradients/algorithm.js'
+import { createGradientAlgorithm } from './gradients/index.js'
 import type { Loss } from './losses.js'
 import { createLoss } from './losses.js'
 import type { Model } from './model.js'
@@ -14,10 +16,13 @@ import { createModel } from './model.js'
 import type { Optimizer } from './optimizers.js'
 import { createOptimizer } from './optimizers.js'
 import { Rng } from './rng.js'
-import { decodeSnapshot, encodeSnapshot, field, restoreArray } from './snapshot.js'
+import { decodeSnapshot, encodeSnapshot, field } from './snapshot.js'
+import { forwardStack } from './stack.js'
 import type { RecurrentState } from './state.js'
 import type { ResolvedTrainerOptions, TrainerOptions } from './trainer-options.js'
 import { resolveTrainerOptions } from './trainer-options.js'
+import { exportTrainerState, restoreTrainerState } from './trainer-snapshot.js'
+import { DivergenceGuard } from './update-guard.js'
 import { copyFiniteVector } from './validate.js'
 import type { Slot } from './window.js'
 import { SequenceWindow } from './window.js'
@@ -41,7 +46,11 @@ export interface UpdateReport {
   reason?: string
   /** True when the divergence guard restored the last good weights. */
   rolledBack: boolean
-  /** Steps with a target in the loss, and steps backpropagated through. */
+  /**
+   * Steps with a target in the loss, and steps the gradient was taken over: TBPTT's window (the
+   * steps backpropagated through), or for the forward-mode algorithms the steps summed since the
+   * last update (their gradient reaches back to the start of the sequence).
+   */
   lossSteps: number
   windowSteps: number
   lr: number
@@ -51,7 +60,8 @@ export interface UpdateReport {
   paramGradNorms: Record<string, number>
   /**
    * ‖∂L_t/∂s_{t−k}‖ (s: the top layer's state, h and for the LSTM also c; the newest step's loss) for k = 0, 1, … back through the window,
-   * and the fitted slope of its logarithm per step: < 0 vanishing, > 0 exploding.
+   * and the fitted slope of its logarithm per step: < 0 vanishing, > 0 exploding. TBPTT only: the
+   * forward-mode algorithms keep no window to follow back.
    */
   gradientFlow?: { norms: number[]; logGainPerStep: number }
   /** Estimated spectral radius of each layer's recurrent matrix (W_hh; the g / n block for gated cells). */
@@ -73,9 +83,11 @@ export interface Observation {
 }
 
 /**
- * Learns online with truncated backpropagation through time, TBPTT(k1, k2): after every k1
- * observed steps the loss of those steps is backpropagated through the last k2 steps, the
- * gradient is clipped, and the optimizer takes one step; the hidden state carries on, detached.
+ * Learns online from a stream. With the default algorithm, truncated backpropagation through
+ * time, TBPTT(k1, k2): after every k1 observed steps the loss of those steps is backpropagated
+ * through the last k2 steps, the gradient is clipped, and the optimizer takes one step; the
+ * hidden state carries on, detached. With `algorithm: 'rtrl' | 'snap1' | 'uoro'` the gradient
+ * is carried forward instead (no truncation; see the README's "Learning without truncation").
  *
  * @example
  * import { createModel, OnlineTrainer } from 'rxrnn'
@@ -91,30 +103,31 @@ export class OnlineTrainer {
   readonly options: ResolvedTrainerOptions
   readonly loss: Loss
   readonly optimizer: Optimizer
+  /** How the gradient of an update is taken (options.algorithm). */
+  readonly algorithm: GradientAlgorithm
   /** The sequence `observe` and `reset` act on. */
   readonly sequence: SequenceWindow
+  /** @internal Draws dropout and zoneout masks, and UORO's random signs. */
+  readonly rng: Rng
+  /** @internal */
+  readonly clipHistory = new ClipHistory()
+  /** @internal */
+  readonly guard: DivergenceGuard
+  /** Multi-horizon targets (options.horizon > 1), else null: the hook that delays targets into the window. */
+  readonly horizonTargets: HorizonTargets | null
+  /** The learning rate per update: schedule and drift raises. */
+  readonly learningRate: LearningRateController
   private readonly ArrayType: FloatArrayConstructor
-  private readonly rng: Rng
   // Per-step inputs are validated into these before any state is written.
   private readonly xIn: FloatArray
   private readonly targetIn: FloatArray
-  // Backward scratch.
-  private readonly carry: FloatArray[]
-  private readonly dOut: FloatArray[]
-  private readonly dX: FloatArray
-  private readonly dY: FloatArray
   private readonly yScratch: FloatArray
-  private readonly cacheScratch: FloatArray
+  /** Where a step's layers write their activations when the window does not store them. */
+  private readonly stepCaches: readonly FloatArray[]
   /** States of a step of a window outside the kernels' memory (see forwardStep). */
-  private readonly stateInScratch: FloatArray
-  private readonly stateOutScratch: FloatArray[]
-  /** Per layer: the window's gate gradients and inputs, step by step, for one product per weight matrix. */
-  private readonly windowGrads: LayerWindowGrads[]
-  /** Recomputed activations, when k2 > k1 or a sequence does not store its own. */
-  private readonly workspace: Slot[]
-  private readonly trajectory: Slot[]
-  private readonly activations: Slot[]
-  private readonly probeNorms: Float64Array
+  private readonly stateScratch: FloatArray[]
+  /** The loss of the update being taken. */
+  private readonly windowLoss: WindowLoss = { loss: Number.NaN, lossSteps: 0, windowSteps: 0, scale: 0 }
   /** One view per parameter tensor's gradient, made once. */
   private readonly gradViews: FloatArray[]
   private readonly result: SequenceObservation
@@ -125,17 +138,6 @@ export class OnlineTrainer {
   private readonly powerScratch: { v: FloatArray; next: FloatArray; zeros: FloatArray }
   /** The H×H block of each layer's W_hh whose spectral radius is reported. */
   private readonly recurrentBlocks: FloatArray[]
-  // Running statistics.
-  private readonly clipHistory = new Uint8Array(100)
-  private updatesSeen = 0
-  private lossAverage = Number.NaN
-  private readonly goodParams: FloatArray | null
-  private readonly goodOptimizerState: Record<string, FloatArray> | null
-  private goodOptimizerT = 0
-  /** Multi-horizon targets (options.horizon > 1), else null: the hook that delays targets into the window. */
-  readonly horizonTargets: HorizonTargets | null
-  /** The learning rate per update: schedule and drift raises. */
-  readonly learningRate: LearningRateController
 
   constructor(model: Model, options: TrainerOptions) {
     this.model = model
@@ -151,31 +153,33 @@ export class OnlineTrainer {
       model.kernels,
     )
     this.rng = new Rng(o.seed ?? c.seed + 1)
-    const A = this.ArrayType
     this.horizonTargets =
-      o.horizon > 1 ? new HorizonTargets(o.horizon, c.outputSize, o.loss, o.huberDelta, A) : null
+      o.horizon > 1 ? new HorizonTargets(o.horizon, c.outputSize, o.loss, o.huberDelta, this.ArrayType) : null
     this.learningRate = new LearningRateController(o.optimizer.lr, o.lrSchedule)
     // Scratch the kernels read and write lives in their memory (no staging copies).
     const alloc = (n: number) => model.kernels.alloc(n)
     this.xIn = alloc(c.inputSize)
     this.targetIn = alloc(this.loss.targetSize)
-    this.carry = model.layers.map(() => alloc(model.stateSize))
-    this.dOut = model.layers.map(() => alloc(model.stateSize))
-    this.dX = alloc(c.hiddenSize)
-    this.dY = alloc(c.outputSize)
     this.yScratch = alloc(c.outputSize)
-    this.cacheScratch = alloc(model.cell.cacheSize)
-    this.stateInScratch = alloc(model.stateSize)
-    this.stateOutScratch = model.layers.map(() => alloc(model.stateSize))
-    // The trainer's own window and its workspace live in the kernels' memory when there is
-    // room (one sequence, stepped on every event); keyed sequences stay in ordinary arrays.
+    this.stateScratch = model.layers.map(() => alloc(model.stateSize))
+    this.algorithm = createGradientAlgorithm(
+      o,
+      model,
+      this.loss,
+      this.rng,
+      alloc,
+      () => this.clipHistory.updatesSeen,
+    )
+    // Forward-mode algorithms read every layer's activations after the step; TBPTT recomputes
+    // them at update time when the window does not store them, so one scratch serves all layers.
+    const cache = alloc(model.cell.cacheSize)
+    this.stepCaches =
+      this.algorithm.carriedFloats > 0
+        ? model.layers.map(() => alloc(model.cell.cacheSize))
+        : model.layers.map(() => cache)
+    // The trainer's own window lives in the kernels' memory when there is room (one sequence,
+    // stepped on every event); keyed sequences stay in ordinary arrays.
     this.sequence = this.createSequence({ storeActivations: true }, alloc)
-    const ws = new SequenceWindow({ ...this.sequence.layout, k2: o.k2, storeActivations: true }, A, alloc)
-    this.workspace = [...ws.slots]
-    this.windowGrads = model.layers.map((layer) => new LayerWindowGrads(layer, o.k2, alloc))
-    this.trajectory = new Array<Slot>(o.k2)
-    this.activations = new Array<Slot>(o.k2)
-    this.probeNorms = new Float64Array(o.k2)
     this.gradViews = model.params.specs.map((spec) => model.params.grad(spec.name))
     this.result = { prediction: this.yScratch, update: undefined }
     this.flow = { norms: [], logGainPerStep: Number.NaN }
@@ -203,22 +207,14 @@ export class OnlineTrainer {
     const block = c.cell === 'lstm' || c.cell === 'gru' ? 2 : 0
     const HH = c.hiddenSize * c.hiddenSize
     this.recurrentBlocks = model.layers.map((layer) => layer.wHh.subarray(block * HH, (block + 1) * HH))
-    if (o.rollback) {
-      this.goodParams = model.params.values.slice()
-      this.goodOptimizerState = Object.fromEntries(
-        Object.entries(this.optimizer.state).map(([k, v]) => [k, v.slice()]),
-      )
-    } else {
-      this.goodParams = null
-      this.goodOptimizerState = null
-    }
+    this.guard = new DivergenceGuard(o.rollback, model.params.values, this.optimizer)
   }
 
   /**
-   * A new sequence with its own hidden state and truncation window, learning into this
-   * trainer's model and optimizer: one per key when many streams share one model.
-   * `storeActivations: false` keeps only inputs and states (a few KB per key) and recomputes
-   * the window's forward pass at update time.
+   * A new sequence with its own hidden state and truncation window (and, for the forward-mode
+   * algorithms, its own sensitivities), learning into this trainer's model and optimizer: one per
+   * key when many streams share one model. `storeActivations: false` keeps only inputs and states
+   * (a few KB per key) and recomputes the window's forward pass at update time.
    */
   createSequence(
     options: { storeActivations?: boolean } = {},
@@ -241,6 +237,7 @@ export class OnlineTrainer {
         inputDropout: o.inputDropout > 0,
         recurrentDropout: o.recurrentDropout > 0,
         zoneout: c.zoneout > 0,
+        carriedFloats: this.algorithm.carriedFloats,
       },
       this.ArrayType,
       alloc,
@@ -249,9 +246,9 @@ export class OnlineTrainer {
 
   /**
    * Everything this trainer is, as msgpack bytes: config, weights, optimizer state, hidden
-   * state, TBPTT window, random generator, counters, format version and a checksum.
-   * `OnlineTrainer.fromSnapshot` resumes it exactly: the same next events give bit-identical
-   * predictions and updates, even when taken mid-window.
+   * state, TBPTT window or forward-mode sensitivities, random generator, counters, format
+   * version and a checksum. `OnlineTrainer.fromSnapshot` resumes it exactly: the same next
+   * events give bit-identical predictions and updates, even when taken mid-window.
    *
    * @example
    * writeFileSync('model.rxrnn', trainer.snapshot())
@@ -268,39 +265,7 @@ export class OnlineTrainer {
 
   /** @internal The snapshot body (shared by the keyed trainer's snapshot). */
   exportState(): Record<string, unknown> {
-    const o = this.options
-    const options: TrainerOptions = {
-      k1: o.k1,
-      k2: o.k2,
-      loss: o.loss,
-      huberDelta: o.huberDelta,
-      optimizer: { ...this.optimizer.config },
-      diagnosticsEvery: o.diagnosticsEvery,
-      dropout: { input: o.inputDropout, recurrent: o.recurrentDropout },
-      ...(o.clipNorm === undefined ? {} : { clipNorm: o.clipNorm }),
-      ...(o.clipValue === undefined ? {} : { clipValue: o.clipValue }),
-      ...(o.seed === undefined ? {} : { seed: o.seed }),
-      ...(o.rollback === undefined ? {} : { rollback: o.rollback }),
-      ...(o.horizon === 1 ? {} : { horizon: o.horizon }),
-      ...(o.lrSchedule === undefined ? {} : { lrSchedule: o.lrSchedule }),
-    }
-    return {
-      model: this.model.config,
-      options,
-      params: this.model.params.values.slice(),
-      optimizer: {
-        t: this.optimizer.t,
-        state: Object.fromEntries(Object.entries(this.optimizer.state).map(([k, v]) => [k, v.slice()])),
-      },
-      rng: this.rng.getState(),
-      sequence: this.sequence.exportState(),
-      clipHistory: this.clipHistory.slice(),
-      updatesSeen: this.updatesSeen,
-      lossAverage: this.lossAverage,
-      good: this.goodParams
-        ? { params: this.goodParams.slice(), state: this.goodOptimizerState, t: this.goodOptimizerT }
-        : null,
-    }
+    return exportTrainerState(this)
   }
 
   /** @internal */
@@ -309,32 +274,7 @@ export class OnlineTrainer {
     const config = field<ModelConfig>(body, 'model', isObject, 'a model config')
     const options = field<TrainerOptions>(body, 'options', isObject, 'trainer options')
     const trainer = new OnlineTrainer(createModel(config), options)
-    restoreArray(trainer.model.params.values, body.params, 'params')
-    const opt = field<{ t: unknown; state: Record<string, unknown> }>(
-      body,
-      'optimizer',
-      isObject,
-      'optimizer state',
-    )
-    if (typeof opt.t !== 'number' || !Number.isInteger(opt.t) || opt.t < 0 || !isObject(opt.state)) {
-      throw new RxrnnError('bad_snapshot', 'Cannot restore this snapshot: optimizer state is malformed')
-    }
-    for (const [k, v] of Object.entries(trainer.optimizer.state))
-      restoreArray(v, opt.state[k], `optimizer.${k}`)
-    trainer.optimizer.t = opt.t
-    const rng = field<number[]>(body, 'rng', (v) => Array.isArray(v) && v.length === 5, 'a generator state')
-    trainer.rng.setState(rng)
-    trainer.sequence.importState(field(body, 'sequence', isObject, 'a window'))
-    restoreArray(trainer.clipHistory, body.clipHistory, 'clipHistory')
-    trainer.updatesSeen = field<number>(body, 'updatesSeen', Number.isInteger, 'an integer')
-    trainer.lossAverage = field<number>(body, 'lossAverage', (v) => typeof v === 'number', 'a number')
-    const good = body.good as { params: unknown; state: Record<string, unknown>; t: number } | null
-    if (trainer.goodParams && good) {
-      restoreArray(trainer.goodParams, good.params, 'good.params')
-      for (const [k, v] of Object.entries(trainer.goodOptimizerState!))
-        restoreArray(v, good.state?.[k], `good.${k}`)
-      trainer.goodOptimizerT = good.t
-    }
+    restoreTrainerState(trainer, body)
     return trainer
   }
 
@@ -418,9 +358,15 @@ export class OnlineTrainer {
     this.sequence.reset()
   }
 
-  /** Writes the validated step into the ring and runs the training forward pass. */
+  /** Writes the validated step into the ring, runs the training forward pass, and lets the algorithm see it. */
   private forwardStep(seq: SequenceWindow, hasTarget: boolean): FloatArray {
     const model = this.model
+    if (seq.carried.length !== this.algorithm.carriedFloats) {
+      throw new RxrnnError(
+        'bad_config',
+        `This sequence carries ${seq.carried.length} floats for its gradient algorithm; algorithm '${this.options.algorithm}' needs ${this.algorithm.carriedFloats}. Make sequences with trainer.createSequence()`,
+      )
+    }
     if (seq.sinceUpdate === 0) this.drawWindowMasks(seq)
     const prev = seq.slots[seq.newest]!
     const next = (seq.newest + 1) % seq.capacity
@@ -430,33 +376,26 @@ export class OnlineTrainer {
     if (hasTarget) slot.target.set(this.targetIn)
     this.copyStepMasks(seq, slot)
     const store = seq.layout.storeActivations
-    const placed = seq.placed
-    // A window in ordinary memory (a key of a keyed stream) steps through the trainer's scratch,
-    // which the kernels reach in place: one copy of each state in and out, instead of the
-    // kernels staging every operand of every call.
-    let input = placed ? slot.x : this.xIn
-    for (let l = 0; l < model.layers.length; l++) {
-      const cache = store ? slot.caches[l]! : this.cacheScratch
-      const masks = slot.masks[l] ?? null
-      if (placed) {
-        model.layers[l]!.forward(slot.states[l]!, cache, input, prev.states[l]!, masks)
-        input = slot.states[l]!
-      } else {
-        const stateIn = this.stateInScratch
-        const stateOut = this.stateOutScratch[l]!
-        stateIn.set(prev.states[l]!)
-        model.layers[l]!.forward(stateOut, cache, input, stateIn, masks)
-        slot.states[l]!.set(stateOut)
-        input = stateOut
-      }
+    const caches = store ? slot.caches : this.stepCaches
+    let top: FloatArray
+    if (seq.placed) top = forwardStack(model.layers, slot.states, caches, slot.x, prev.states, slot.masks)
+    else {
+      // A window in ordinary memory (a key of a keyed stream) steps through the trainer's scratch,
+      // which the kernels reach in place: one copy of each state in and out, instead of the
+      // kernels staging every operand of every call.
+      const states = this.stateScratch
+      for (let l = 0; l < states.length; l++) states[l]!.set(prev.states[l]!)
+      top = forwardStack(model.layers, states, caches, this.xIn, states, slot.masks)
+      for (let l = 0; l < states.length; l++) slot.states[l]!.set(states[l]!)
     }
     const y = store ? slot.y : this.yScratch
-    model.head.forward(y, input)
+    model.head.forward(y, top)
     seq.newest = next
     seq.observed++
     seq.sinceUpdate++
     if (seq.filled < this.options.k2) seq.filled++
     this.horizonTargets?.write(seq, hasTarget)
+    this.algorithm.afterStep(seq, slot, prev, caches, y)
     if (seq.cleanState) return model.stepValidated(slot.x, seq.cleanState)
     return y
   }
@@ -488,127 +427,44 @@ export class OnlineTrainer {
     }
   }
 
-  /** Loss, backward through the window, clipping and one optimizer step. */
+  /** One weight update: loss, zero gradients, gradient, (diagnostics), guard, clip, optimizer step, report. */
   private update(seq: SequenceWindow): UpdateReport | undefined {
-    const o = this.options
-    const k1 = o.k1
-    const n = seq.filled
     seq.sinceUpdate = 0
-    const trajectory = this.trajectory
-    for (let i = 0; i < n; i++) trajectory[i] = seq.slotBack(n - 1 - i)
-    const entering = seq.slotBack(n)
-    let lossSteps = 0
-    // The loss covers the last k1 steps, or fewer in a sequence's first, shortened window; with a
-    // horizon H, the k1 steps that ended H − 1 steps ago (the newer ones await targets).
-    const lossStart = Math.max(0, n - k1 - o.horizon + 1)
-    for (let i = lossStart; i < n; i++) if (trajectory[i]!.hasTarget) lossSteps++
-    if (lossSteps === 0) return undefined
-
-    // With k2 > k1 the window's older steps ran on older weights: re-run it with the current
-    // ones so the gradient is exactly that of the window's loss.
-    const recompute = !seq.layout.storeActivations || (n > k1 && this.updatesSeen > 0 && o.k2 > o.k1)
-    const act = this.activations
-    if (recompute) this.recomputeWindow(entering, n)
-    else for (let i = 0; i < n; i++) act[i] = trajectory[i]!
-
-    const model = this.model
-    const params = model.params
-    params.zeroGrads()
-    const scale = 1 / (lossSteps * this.loss.elementsPerStep)
-    let lossSum = 0
-    for (let i = lossStart; i < n; i++) {
-      const s = trajectory[i]!
-      if (s.hasTarget) lossSum += this.loss.lossAndGrad(this.dY, act[i]!.y, s.target, scale)
-    }
-    this.backward(entering, n, scale, true)
-    const loss = lossSum * scale
-    // Diagnose before the step, so the probe's Jacobians use the weights the gradient was taken at.
-    const report = this.report
-    report.gradientFlow = undefined
-    report.spectralRadius = undefined
-    if (o.diagnosticsEvery > 0 && (this.updatesSeen + 1) % o.diagnosticsEvery === 0)
-      this.diagnose(entering, n, scale)
-    return this.applyGradients(seq, loss, lossSteps, n)
-  }
-
-  /** Re-runs the forward pass of the last n steps from the entering state into the workspace. */
-  private recomputeWindow(entering: Slot, n: number): void {
-    const model = this.model
-    const act = this.activations
-    for (let i = 0; i < n; i++) {
-      const src = this.trajectory[i]!
-      const dst = this.workspace[i]!
-      const prevStates = i === 0 ? entering.states : this.workspace[i - 1]!.states
-      let input = src.x
-      for (let l = 0; l < model.layers.length; l++) {
-        model.layers[l]!.forward(dst.states[l]!, dst.caches[l]!, input, prevStates[l]!, src.masks[l] ?? null)
-        input = dst.states[l]!
-      }
-      model.head.forward(dst.y, input)
-      act[i] = dst
-    }
-  }
-
-  /**
-   * Backpropagates through the n steps of `activations`, newest first. With `accumulate` the
-   * loss gradients of the last k1 steps enter at the head and parameter gradients add up;
-   * without, only the newest step's loss enters and ∂L/∂h is followed back (the flow probe).
-   */
-  private backward(entering: Slot, n: number, scale: number, accumulate: boolean): void {
-    const model = this.model
-    const layers = model.layers
-    const L = layers.length
-    const top = L - 1
-    const H = model.config.hiddenSize
-    const act = this.activations
-    const firstLossStep = accumulate ? n - this.options.k1 - this.options.horizon + 1 : n - 1
-    for (const c of this.carry) c.fill(0)
-    for (let i = n - 1; i >= 0; i--) {
-      const s = act[i]!
-      const src = this.trajectory[i]!
-      const prevStates = i === 0 ? entering.states : act[i - 1]!.states
-      const dTop = this.dOut[top]!
-      dTop.set(this.carry[top]!)
-      if (i >= firstLossStep && src.hasTarget) {
-        this.loss.lossAndGrad(this.dY, s.y, src.target, scale)
-        if (accumulate) model.head.backward(dTop, this.dY, s.states[top]!)
-        else headBackwardInput(dTop, model.head.weight, this.dY, model.config.outputSize, H)
-      }
-      if (!accumulate) {
-        let sq = 0
-        for (let k = 0; k < dTop.length; k++) sq += dTop[k]! * dTop[k]!
-        this.probeNorms[n - 1 - i] = Math.sqrt(sq)
-      }
-      for (let l = top; l >= 0; l--) {
-        const x = l === 0 ? src.x : s.states[l - 1]!
-        const dX = l > 0 ? this.dX : null
-        layers[l]!.backward(
-          dX,
-          this.carry[l]!,
-          this.dOut[l]!,
-          x,
-          prevStates[l]!,
-          s.caches[l]!,
-          src.masks[l] ?? null,
-          accumulate ? this.windowGrads[l]! : null,
-          i,
-        )
-        if (l > 0) {
-          const below = this.dOut[l - 1]!
-          below.set(this.carry[l - 1]!)
-          for (let k = 0; k < H; k++) below[k] = below[k]! + this.dX[k]!
-        }
-      }
-    }
-    if (accumulate) for (let l = 0; l < L; l++) layers[l]!.accumulateWindow(this.windowGrads[l]!, n)
-  }
-
-  private applyGradients(seq: SequenceWindow, loss: number, lossSteps: number, n: number): UpdateReport {
-    const o = this.options
+    const window = this.windowLoss
+    if (!this.algorithm.windowLoss(seq, window)) return undefined
     const params = this.model.params
-    const grads = params.grads
+    params.zeroGrads()
+    this.algorithm.gradient(seq, window)
+    const report = this.measure(seq, window)
+    // Diagnose before the step, so the probe's Jacobians use the weights the gradient was taken at.
+    if (this.diagnosticsDue()) this.diagnose(seq, window)
+    // The guard looks at the gradient as taken: clipping would hide the blow-up it is there to catch.
+    const refusal = this.guard.refusal(window.loss, report.gradNorm)
+    if (refusal) return this.refuse(seq, report, refusal)
+    this.clip(report)
+    this.guard.beforeStep()
+    if (this.learningRate.engaged) {
+      this.optimizer.setLearningRate(this.learningRate.rateAt(this.optimizer.t))
+      report.lr = this.optimizer.config.lr
+    }
+    this.optimizer.step(params.values, params.grads)
+    this.guard.accepted(window.loss)
+    report.update = this.optimizer.t
+    report.clipRate = this.clipHistory.record(report.clipped)
+    return report
+  }
+
+  /** Gradient flow and spectral radii are measured on every diagnosticsEvery-th update. */
+  private diagnosticsDue(): boolean {
+    const every = this.options.diagnosticsEvery
+    return every > 0 && (this.clipHistory.updatesSeen + 1) % every === 0
+  }
+
+  /** The report of the gradient just taken: loss, norms, and the fields the later steps fill in. */
+  private measure(seq: SequenceWindow, window: WindowLoss): UpdateReport {
+    const params = this.model.params
     const k = this.model.kernels
-    const gradNorm = Math.sqrt(k.sumSquares(grads))
+    const gradNorm = Math.sqrt(k.sumSquares(params.grads))
     const report = this.report
     const paramGradNorms = report.paramGradNorms
     for (let i = 0; i < params.specs.length; i++) {
@@ -616,106 +472,66 @@ export class OnlineTrainer {
     }
     report.step = seq.observed
     report.update = this.optimizer.t
-    report.loss = loss
+    report.loss = window.loss
     report.gradNorm = gradNorm
     report.clippedGradNorm = gradNorm
     report.clipped = false
     report.skipped = false
     report.reason = undefined
     report.rolledBack = false
-    report.lossSteps = lossSteps
-    report.windowSteps = n
+    report.lossSteps = window.lossSteps
+    report.windowSteps = window.windowSteps
     report.lr = this.optimizer.config.lr
     report.clipRate = 0
-    const diverged = this.divergence(loss, gradNorm)
-    if (diverged) {
-      report.skipped = true
-      report.reason = diverged
-      // Weights that already make the loss blow up are not trusted either: back to the last good copy.
-      if (o.rollback) {
-        this.restoreGoodWeights()
-        report.rolledBack = true
-        report.reason += '; rolled back to the last good weights'
-      }
-      // A state that overflowed would poison every later window: start this sequence afresh.
-      if (!allFinite(seq.state.data)) {
-        seq.reset()
-        report.reason += '; the hidden state was not finite and was reset'
-      }
-      this.recordClip(report, false)
-      return report
+    report.gradientFlow = undefined
+    report.spectralRadius = undefined
+    return report
+  }
+
+  /** A refused update: weights untouched, or rolled back to the last good copy. */
+  private refuse(seq: SequenceWindow, report: UpdateReport, reason: string): UpdateReport {
+    report.skipped = true
+    report.reason = reason
+    if (this.guard.rollsBack) {
+      this.guard.restoreGoodWeights()
+      report.rolledBack = true
+      report.reason += '; rolled back to the last good weights'
     }
-    let norm = gradNorm
+    // A state that overflowed would poison every later window: start this sequence afresh.
+    if (!allFinite(seq.state.data)) {
+      seq.reset()
+      report.reason += '; the hidden state was not finite and was reset'
+    } else if (!allFinite(seq.carried)) {
+      // So would sensitivities that overflowed (forward mode): the state is fine, so only they restart.
+      seq.carried.fill(0)
+      report.reason += '; the sensitivities were not finite and were reset'
+    }
+    report.clipRate = this.clipHistory.record(false)
+    return report
+  }
+
+  /** clip_grad_value_, then clip_grad_norm_, as the options ask; the report gets the clipped norm. */
+  private clip(report: UpdateReport): void {
+    const o = this.options
+    const grads = this.model.params.grads
+    const k = this.model.kernels
+    let norm = report.gradNorm
     if (o.clipValue !== undefined && clipByValue(grads, o.clipValue) > 0) {
       norm = Math.sqrt(k.sumSquares(grads))
       report.clipped = true
     }
-    // clip_grad_norm_: scale by clipNorm / (norm + 1e-6) when that is below 1.
-    const factor = o.clipNorm === undefined ? 1 : o.clipNorm / (norm + 1e-6)
-    if (factor < 1) {
-      k.scale(grads, factor)
+    if (o.clipNorm !== undefined && clipByGlobalNorm(grads, norm, o.clipNorm, k) < 1) {
       report.clipped = true
       norm = Math.sqrt(k.sumSquares(grads))
     }
     report.clippedGradNorm = norm
-    // The good copy is the weights whose loss was just accepted, saved before the step: weights
-    // saved after it are vouched for by no loss yet, and rolling back to them would undo nothing.
-    if (o.rollback && this.optimizer.t % o.rollback.every === 0) this.saveGoodWeights()
-    if (this.learningRate.engaged) this.optimizer.setLearningRate(this.learningRate.rateAt(this.optimizer.t))
-    report.lr = this.optimizer.config.lr
-    this.optimizer.step(params.values, grads)
-    report.update = this.optimizer.t
-    this.lossAverage = Number.isNaN(this.lossAverage) ? loss : 0.9 * this.lossAverage + 0.1 * loss
-    this.recordClip(report, report.clipped)
-    return report
   }
 
-  /** Why this update must not be applied, or null. */
-  private divergence(loss: number, gradNorm: number): string | null {
-    if (!Number.isFinite(gradNorm))
-      return `non-finite gradient norm (${gradNorm}); update skipped, weights unchanged`
-    if (!Number.isFinite(loss)) return `non-finite loss (${loss}); update skipped, weights unchanged`
-    const rb = this.options.rollback
-    if (rb && this.lossAverage > 0 && loss > rb.lossFactor * this.lossAverage) {
-      return `loss ${loss.toPrecision(4)} is over ${rb.lossFactor}× the running loss ${this.lossAverage.toPrecision(4)}: diverging`
-    }
-    return null
-  }
-
-  private saveGoodWeights(): void {
-    this.goodParams!.set(this.model.params.values)
-    for (const [k, v] of Object.entries(this.optimizer.state)) this.goodOptimizerState![k]!.set(v)
-    this.goodOptimizerT = this.optimizer.t
-  }
-
-  private restoreGoodWeights(): void {
-    this.model.params.values.set(this.goodParams!)
-    for (const [k, v] of Object.entries(this.optimizer.state)) v.set(this.goodOptimizerState![k]!)
-    this.optimizer.t = this.goodOptimizerT
-  }
-
-  private recordClip(report: UpdateReport, clipped: boolean): void {
-    this.clipHistory[this.updatesSeen % this.clipHistory.length] = clipped ? 1 : 0
-    this.updatesSeen++
-    const seen = Math.min(this.updatesSeen, this.clipHistory.length)
-    let sum = 0
-    for (let i = 0; i < seen; i++) sum += this.clipHistory[i]!
-    report.clipRate = sum / seen
-  }
-
-  /** Gradient flow of the newest step's loss back through the window, and spectral radii. */
   /** Fills the report's gradient flow and spectral radii (in place: reused buffers, no allocation). */
-  private diagnose(entering: Slot, n: number, scale: number): void {
+  private diagnose(seq: SequenceWindow, window: WindowLoss): void {
     const report = this.report
-    // The newest step whose loss is complete: with a horizon H, the one H − 1 steps back.
-    const m = n - this.options.horizon + 1
-    const newest = m > 0 ? this.trajectory[m - 1]! : undefined
-    if (newest?.hasTarget) {
-      this.probeNorms.fill(0)
-      this.backward(entering, m, scale, false)
-      const flow = this.flow
-      flow.norms.length = m
-      for (let i = 0; i < m; i++) flow.norms[i] = this.probeNorms[i]!
+    const flow = this.flow
+    if (this.algorithm.probeGradientFlow(seq, window, flow.norms)) {
       flow.logGainPerStep = fitLogGain(flow.norms)
       report.gradientFlow = flow
     }
@@ -746,18 +562,4 @@ export function copyReport(report: UpdateReport): UpdateReport {
   else delete copy.spectralRadius
   if (report.reason === undefined) delete copy.reason
   return copy
-}
-
-/** dH[0:H] += Wᵀ·dY without touching the head's gradients. */
-function headBackwardInput(
-  dH: FloatArray,
-  w: FloatArray,
-  dY: FloatArray,
-  outputSize: number,
-  H: number,
-): void {
-  for (let o = 0; o < outputSize; o++) {
-    const d = dY[o]!
-    for (let k = 0; k < H; k++) dH[k] = dH[k]! + w[o * H + k]! * d
-  }
 }

@@ -23,6 +23,11 @@ export interface WindowLayout {
   inputDropout: boolean
   recurrentDropout: boolean
   zoneout: boolean
+  /**
+   * Floats the gradient algorithm carries per sequence from step to step (RTRL's, SnAp-1's or
+   * UORO's sensitivities and summed gradient); 0 or absent for TBPTT.
+   */
+  carriedFloats?: number
 }
 
 /** One time step of the window: what it read, what it must predict, what forward produced. */
@@ -70,6 +75,14 @@ export class SequenceWindow {
    * else the trainer steps the window through its own scratch and copies the states in.
    */
   readonly placed: boolean
+  /**
+   * What a forward-mode gradient algorithm carries for this sequence (its sensitivities and the
+   * gradient summed since the last update; see src/gradients/), empty for TBPTT.
+   */
+  readonly carried: FloatArray
+  /** The summed (not yet averaged) loss of the steps since the last update, and how many had a target (forward mode). */
+  carriedLoss = 0
+  carriedLossSteps = 0
 
   /**
    * `alloc`, when given, places the slots' buffer (e.g. in the kernels' memory, so the
@@ -122,6 +135,7 @@ export class SequenceWindow {
     this.slots = slots
     const own = (n: number): FloatArray => new ArrayType(n)
     this.windowMasks = L.layerInputSizes.map((inSize) => this.layerMasks(own, inSize))
+    this.carried = new ArrayType(L.carriedFloats ?? 0)
     this.cleanState =
       L.inputDropout || L.recurrentDropout || L.zoneout
         ? new RecurrentState(new ArrayType(stateFloats), L.numLayers, L.hiddenSize)
@@ -160,6 +174,13 @@ export class SequenceWindow {
       hasTarget: Uint8Array.from(this.slots, (s) => (s.hasTarget ? 1 : 0)),
       windowMasks: this.windowMasks.map((m) => (m ? [m.x?.slice() ?? null, m.h?.slice() ?? null] : null)),
       cleanState: this.cleanState?.data.slice() ?? null,
+      ...(this.carried.length > 0
+        ? {
+            carried: this.carried.slice(),
+            carriedLoss: this.carriedLoss,
+            carriedLossSteps: this.carriedLossSteps,
+          }
+        : {}),
     }
   }
 
@@ -195,6 +216,16 @@ export class SequenceWindow {
       if (m?.h) restoreArray(m.h, pair?.[1], `window.windowMasks[${l}].h`)
     })
     if (this.cleanState) restoreArray(this.cleanState.data, saved.cleanState, 'window.cleanState')
+    if (this.carried.length > 0) {
+      restoreArray(this.carried, saved.carried, 'window.carried')
+      const loss = saved.carriedLoss
+      const steps = saved.carriedLossSteps
+      if (typeof loss !== 'number' || typeof steps !== 'number' || !Number.isInteger(steps) || steps < 0) {
+        throw new RxrnnError('bad_snapshot', 'Cannot restore this snapshot: window.carriedLoss is malformed')
+      }
+      this.carriedLoss = loss
+      this.carriedLossSteps = steps
+    }
     this.slots.forEach((slot, i) => {
       slot.hasTarget = hasTarget[i] === 1
     })
@@ -205,10 +236,13 @@ export class SequenceWindow {
     this.targetRun = typeof saved.targetRun === 'number' ? saved.targetRun : 0
   }
 
-  /** A sequence boundary: zero state, empty window. */
+  /** A sequence boundary: zero state, empty window, zero sensitivities. */
   reset(): void {
     this.state.reset()
     this.cleanState?.reset()
+    this.carried.fill(0)
+    this.carriedLoss = 0
+    this.carriedLossSteps = 0
     this.filled = 0
     this.sinceUpdate = 0
     this.targetRun = 0

@@ -363,7 +363,7 @@ export class Client {
   }
 
   /** Tick `id`: key id mod 100, the stream's event id mod 4096, with its target unless `targets` is false. */
-  encode(id: number, targets: boolean, key = KEYS[id % KEYS.length]!): Buffer {
+  encode(id: number, targets: boolean, key = KEYS[id % KEYS.length]!): Uint8Array {
     const e = id % STREAM_LENGTH
     const tick = targets
       ? { type: 'tick', key, x: INPUTS[e]!, y: EVENT_TARGETS[e]![0]!, id }

@@ -2,11 +2,10 @@
  * `rxrnn replay <file.csv>`: sends a recorded CSV file to a server as a live feed, one tick per
  * row, at a fixed rate or as fast as the server answers, and counts what comes back.
  */
-import { readFile } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { type Command, Option } from 'commander'
 import { RxrnnError } from '../../src/index.js'
-import { csvLineOf, readCsv, selectColumns } from '../server/feeds/csv.js'
+import { type CsvFile, csvLineOf, openCsv, selectColumns } from '../server/feeds/csv.js'
 import type { MetricsFrame, WelcomeFrame } from '../transport/protocol.js'
 import { CliConnection, type ClientFlags, hello, type ServerMessage } from './connect.js'
 import { count, num, percent } from './format.js'
@@ -40,20 +39,34 @@ export interface ReplaySummary {
   interrupted: boolean
 }
 
-/** The rows of a CSV file as ticks: inputs, targets and keys, read and checked up front. */
-interface Feed {
-  rows: number
-  /** Row r's inputs are x[r·dx … (r+1)·dx). */
-  x: Float64Array
+/** One row of the file as a tick. */
+interface FeedRow {
+  /** The row's place among the rows kept (file order): the tick's id. */
+  readonly id: number
+  readonly key: string
+  readonly line: number
+  readonly x: Float64Array
+  /** Its --y, or with --target next the --y of the next row of its key (none for a key's last row). */
   y: Float64Array | undefined
-  dx: number
-  dy: number
-  keys: string[]
-  lines: number[]
+}
+
+/**
+ * The rows of a CSV file as ticks, read as they are sent: the file streams through the parser,
+ * so a file larger than memory replays in constant memory (with --target next, one row per key
+ * waits for the next row of its key).
+ */
+interface Feed {
+  readonly dx: number
+  readonly dy: number
+  /** The next tick to send, or undefined at the end (or --limit). */
+  next(): Promise<FeedRow | undefined>
+  /** Rows kept so far (all of them once `next` returned undefined). */
+  readonly kept: number
   /** Rows left out for a non-numeric cell. */
-  skipped: number
-  /** With --target next: the row whose y is row r's target (the next row of the same key), or -1. */
-  targetRow: Int32Array | undefined
+  readonly skipped: number
+  /** How much of the file has been read, from 0 to 1. */
+  fraction(): number
+  close(): void
 }
 
 const SHOWN_PROBLEMS = 5
@@ -115,10 +128,10 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
     )
   }
   const status = new StatusLine(io.stdout)
-  const feed = await readFeed(file, flags, (line) => status.log(line, io.stderr))
+  const feed = await openFeed(file, flags, (line) => status.log(line, io.stderr))
   const started = performance.now()
   const summary: ReplaySummary = {
-    rows: feed.rows,
+    rows: 0,
     sent: 0,
     predictions: 0,
     errors: 0,
@@ -127,7 +140,8 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
     seconds: 0,
     interrupted: false,
   }
-  const pending = new Set<number>()
+  // The ticks sent and not yet answered, with where they came from for error messages.
+  const pending = new Map<number, { line: number; key: string }>()
   let welcome: WelcomeFrame | undefined
   let problemsShown = 0
   const problem = (line: string): void => {
@@ -145,8 +159,9 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
     else if (frame.type === 'prediction' && id !== undefined && pending.delete(id)) summary.predictions++
     else if (frame.type === 'error') {
       summary.errors++
-      const row = id !== undefined && pending.delete(id) ? id : undefined
-      const where = row === undefined ? '' : ` (line ${feed.lines[row]}, key ${feed.keys[row]})`
+      const row = id === undefined ? undefined : pending.get(id)
+      if (id !== undefined) pending.delete(id)
+      const where = row === undefined ? '' : ` (line ${row.line}, key ${row.key})`
       problem(`error${where}: ${String(frame.code)}: ${String(frame.message)}`)
     }
   }
@@ -162,7 +177,7 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
       if (s.state !== 'closed' || pending.size === 0) return
       // The frames still queued go out after the reconnect; those already written are lost.
       const queued = client.connection.stats().queued
-      const lost = [...pending].slice(0, Math.max(0, pending.size - queued))
+      const lost = [...pending.keys()].slice(0, Math.max(0, pending.size - queued))
       for (const id of lost) pending.delete(id)
       summary.unanswered += lost.length
     },
@@ -173,7 +188,7 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
   const progress = (): string => {
     const seconds = (performance.now() - started) / 1000
     return (
-      `sent ${count(summary.sent)}/${count(feed.rows)} (${Math.floor((100 * summary.sent) / Math.max(1, feed.rows))}%)  ` +
+      `sent ${count(summary.sent)} (${Math.floor(100 * feed.fraction())}% of the file)  ` +
       `predictions ${count(summary.predictions)}  errors ${count(summary.errors)}  in flight ${pending.size}  ` +
       `${count(summary.sent / Math.max(seconds, 1e-3))} ticks/s` +
       (metrics === undefined
@@ -194,6 +209,9 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
     if (w !== undefined) {
       checkShapes(w, feed, flags)
       const answered = await send(feed, flags, client, pending, summary, answers)
+      if (answered && feed.kept === 0 && feed.skipped > 0) {
+        throw new UsageError(`no row of ${file} has numbers in every --x${flags.y ? ' and --y' : ''} column`)
+      }
       // What is still in flight: wait while answers keep coming.
       const drained =
         answered && (await waitFor(() => pending.size === 0, client, flags.timeout, signal, answers))
@@ -207,9 +225,12 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
     if (client.fatal !== undefined) throw client.fatal
   } finally {
     clearInterval(timer)
+    feed.close()
     client.close()
     status.end()
   }
+  summary.rows = feed.kept
+  summary.skipped = feed.skipped
   summary.unanswered += pending.size
   summary.interrupted = signal?.aborted === true
   summary.seconds = (performance.now() - started) / 1000
@@ -225,24 +246,20 @@ async function send(
   feed: Feed,
   flags: ReplayFlags,
   client: CliConnection,
-  pending: Set<number>,
+  pending: Map<number, { line: number; key: string }>,
   summary: ReplaySummary,
   answers: () => number,
 ): Promise<boolean> {
   const { signal } = client
-  const { dx, dy } = feed
-  // One buffer each, reused: a frame is encoded when it is sent (or queued), not later.
-  const x = new Float64Array(dx)
-  const y = new Float64Array(dy)
   const tick: { type: 'tick'; key: string; x: Float64Array; y?: number | Float64Array; id: number } = {
     type: 'tick',
     key: '',
-    x,
+    x: new Float64Array(feed.dx),
     id: 0,
   }
   const start = performance.now()
   const room = (): boolean => pending.size < flags.maxInFlight
-  for (let r = 0; r < feed.rows; r++) {
+  for (let row = await feed.next(); row !== undefined; row = await feed.next()) {
     if (flags.rate > 0) {
       // Ticks already due go out at once: timers are too coarse to wait a fraction of a millisecond.
       const wait = start + (summary.sent * 1000) / flags.rate - performance.now()
@@ -250,19 +267,15 @@ async function send(
     }
     if (!room() && !(await waitFor(room, client, flags.timeout, signal, answers))) return false
     if (signal?.aborted || client.fatal !== undefined || client.ended) return false
-    x.set(feed.x.subarray(r * dx, (r + 1) * dx))
-    const targetRow = feed.targetRow === undefined ? r : feed.targetRow[r]!
-    if (feed.y === undefined || targetRow < 0) delete tick.y
-    else if (dy === 1) tick.y = feed.y[targetRow]!
-    else {
-      y.set(feed.y.subarray(targetRow * dy, (targetRow + 1) * dy))
-      tick.y = y
-    }
-    tick.key = feed.keys[r]!
-    tick.id = r
-    pending.add(r)
+    // A frame is encoded when it is sent (or queued), so one tick object serves every row.
+    tick.x = row.x
+    if (row.y === undefined) delete tick.y
+    else tick.y = feed.dy === 1 ? row.y[0]! : row.y
+    tick.key = row.key
+    tick.id = row.id
+    pending.set(row.id, { line: row.line, key: row.key })
     if (!client.send(tick)) {
-      pending.delete(r)
+      pending.delete(row.id)
       summary.unanswered++
     }
     summary.sent++
@@ -296,22 +309,22 @@ async function waitFor(
   return true
 }
 
-/** Reads the CSV file and every row's inputs, targets and key; bad rows are skipped and reported. */
-async function readFeed(file: string, flags: ReplayFlags, warn: (line: string) => void): Promise<Feed> {
-  let text: string
+/**
+ * Opens the CSV file and checks its header against the flags; the rows are read as `next` asks
+ * for them. Rows with a non-numeric cell are skipped and reported; a malformed row stops the
+ * replay there (UsageError).
+ */
+async function openFeed(file: string, flags: ReplayFlags, warn: (line: string) => void): Promise<Feed> {
+  let csv: CsvFile
   try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`)
-  }
-  let table: ReturnType<typeof readCsv>
-  try {
-    table = readCsv(text)
+    csv = await openCsv(file)
   } catch (error) {
     if (!(error instanceof RxrnnError)) throw error
-    throw new UsageError(`${file} is not a CSV file rxrnn can read`, error.problems)
+    throw new UsageError(
+      `cannot read ${file}: ${error.problems.length > 0 ? error.problems.join('; ') : error.message}`,
+    )
   }
-  const { columns } = table
+  const { columns } = csv
   const missing: string[] = []
   const need = (flag: string, names: readonly string[]): void => {
     for (const name of names) {
@@ -322,61 +335,90 @@ async function readFeed(file: string, flags: ReplayFlags, warn: (line: string) =
   need('--y', flags.y ?? [])
   if (flags.key !== undefined) need('--key', [flags.key])
   if (missing.length > 0) {
+    csv.close()
     throw new UsageError(
       `unknown column${missing.length > 1 ? 's' : ''} (the columns are: ${columns.join(', ')})`,
       missing,
     )
   }
 
-  const rows = table.rows.slice(0, flags.limit ?? table.rows.length)
   const dx = flags.x.length
   const dy = flags.y?.length ?? 0
-  const x = new Float64Array(rows.length * dx)
-  const y = flags.y === undefined ? undefined : new Float64Array(rows.length * dy)
-  const keys: string[] = []
-  const lines: number[] = []
   const defaultKey = flags.keyValue ?? basename(file, extname(file))
+  const limit = flags.limit ?? Number.POSITIVE_INFINITY
+  const next = flags.target === 'next'
+  let read = 0
   let kept = 0
   let skipped = 0
-  for (const row of rows) {
-    try {
-      selectColumns(row, flags.x, x.subarray(kept * dx, (kept + 1) * dx))
-      if (y !== undefined && flags.y !== undefined)
-        selectColumns(row, flags.y, y.subarray(kept * dy, (kept + 1) * dy))
-    } catch (error) {
-      if (!(error instanceof RxrnnError)) throw error
-      if (skipped < SHOWN_PROBLEMS) warn(`skipping a row: ${error.problems.join('; ')}`)
-      skipped++
-      continue
+  let ended = false
+  // --target next: each key's latest row, waiting for the next row of its key to bring its target.
+  const waiting = new Map<string, FeedRow>()
+  // Rows ready to send, in order (at most two at a time, or the waiting rows at the end).
+  const ready: FeedRow[] = []
+
+  /** The next row with numbers in every --x and --y column, or undefined at the end. */
+  const readRow = async (): Promise<FeedRow | undefined> => {
+    while (read < limit) {
+      let result: IteratorResult<Record<string, string>>
+      try {
+        result = await csv.rows.next()
+      } catch (error) {
+        if (!(error instanceof RxrnnError)) throw error
+        throw new UsageError(`${file} is not a CSV file rxrnn can read`, error.problems)
+      }
+      if (result.done) return undefined
+      read++
+      const row = result.value
+      let x: Float64Array
+      let y: Float64Array | undefined
+      try {
+        x = selectColumns(row, flags.x)
+        if (flags.y !== undefined) y = selectColumns(row, flags.y)
+      } catch (error) {
+        if (!(error instanceof RxrnnError)) throw error
+        if (skipped < SHOWN_PROBLEMS) warn(`skipping a row: ${error.problems.join('; ')}`)
+        skipped++
+        if (skipped === SHOWN_PROBLEMS + 1) warn('(further rows with non-numeric cells are only counted)')
+        continue
+      }
+      const key = flags.key === undefined ? defaultKey : (row[flags.key] ?? '')
+      return { id: kept++, key, line: csvLineOf(row) ?? 0, x, y }
     }
-    keys.push(flags.key === undefined ? defaultKey : (row[flags.key] ?? ''))
-    lines.push(csvLineOf(row) ?? 0)
-    kept++
+    return undefined
   }
-  if (skipped > SHOWN_PROBLEMS) warn(`skipped ${skipped} rows with non-numeric cells in all`)
-  if (rows.length > 0 && kept === 0) {
-    throw new UsageError(`no row of ${file} has numbers in every --x${flags.y ? ' and --y' : ''} column`)
-  }
-  let targetRow: Int32Array | undefined
-  if (flags.target === 'next') {
-    targetRow = new Int32Array(kept).fill(-1)
-    const later = new Map<string, number>()
-    for (let r = kept - 1; r >= 0; r--) {
-      const key = keys[r]!
-      targetRow[r] = later.get(key) ?? -1
-      later.set(key, r)
-    }
-  }
+
   return {
-    rows: kept,
-    x: x.subarray(0, kept * dx),
-    y: y?.subarray(0, kept * dy),
     dx,
     dy,
-    keys,
-    lines,
-    skipped,
-    targetRow,
+    get kept() {
+      return kept
+    },
+    get skipped() {
+      return skipped
+    },
+    fraction: () => (csv.size > 0 ? Math.min(1, csv.bytesRead() / csv.size) : 1),
+    close: () => csv.close(),
+    async next() {
+      if (!next) return readRow()
+      while (ready.length === 0 && !ended) {
+        const row = await readRow()
+        if (row === undefined) {
+          ended = true
+          // The last row of each key has no next row: it goes without a target, in file order.
+          for (const last of waiting.values()) last.y = undefined
+          ready.push(...[...waiting.values()].sort((a, b) => a.id - b.id))
+          waiting.clear()
+          break
+        }
+        const previous = waiting.get(row.key)
+        waiting.set(row.key, row)
+        if (previous !== undefined) {
+          previous.y = row.y
+          ready.push(previous)
+        }
+      }
+      return ready.shift()
+    },
   }
 }
 

@@ -1,12 +1,13 @@
 import type { OperatorFunction, SchedulerLike } from 'rxjs'
-import { asyncScheduler, Observable } from 'rxjs'
+import { asyncScheduler } from 'rxjs'
 import type { FloatArray, ForecastFields, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { KeyedTrainer } from '../../src/index.js'
 import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
 import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
+import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
-import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
+import { sweepIdleKeys, trainerFor } from './shared.js'
 
 export interface ForecastOptions<T> extends ForecastingOptions {
   /** The model's input for an event. */
@@ -61,94 +62,94 @@ export function forecast<T>(
 ): OperatorFunction<T, ForecastResult<T>> {
   const { monitor } = options
   const scheduler = options.scheduler ?? asyncScheduler
-  return (source) =>
-    new Observable<ForecastResult<T>>((subscriber) => {
-      const previous = new Map<string, { id: number; event: T; target: ArrayLike<number> | null }>()
-      let forecasting: OperatorForecasting | null = null
-      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
-        maxPending: 1,
-        ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
-        ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
-        onEvict: (key) => {
-          previous.delete(key)
-          forecasting?.delete(key)
-        },
-      })
-      if (wantsForecasting(options))
-        forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
-      let nextId = 0
-      const sweep = sweepIdleKeys(keyed, scheduler)
-      const subscription = source.subscribe({
-        next(event) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
-          if (subscriber.closed) return
-          let key: string
-          let x: ArrayLike<number>
-          let prev: { id: number; event: T; target: ArrayLike<number> | null } | undefined
-          let target: number | ArrayLike<number> | undefined
-          try {
-            key = options.key ? options.key(event) : ''
-            prev = previous.get(key)
-            x = options.input(event)
-            target = prev ? options.target(event, prev.event) : undefined
-          } catch (userError) {
-            subscriber.error(userError)
-            return
-          }
-          let update: UpdateReport | undefined
-          let outcome: ForecastFields | null = null
-          if (prev && target !== undefined) {
-            try {
-              const joined = keyed.label(key, prev.id, target)
-              if (joined) {
-                update = joined.updates[0]
-                // Scored first, so the snapshot the update emits counts this forecast (as learn does).
-                if (joined.event.prediction)
-                  score(monitor, keyed.trainer, joined.event.prediction, target, prev.target)
-                for (const u of joined.updates) monitor?.update(u, key)
-                prev.target = Array.from(targetVector(target))
-                if (forecasting) outcome = forecasting.outcome(key, keyed.entry(key)!.sequence, target)
-              }
-            } catch (error) {
-              // A refused target only skips the join: this event is still forecast, unless it was fatal.
-              refuse(subscriber, monitor, error, event, key)
-              if (subscriber.closed) return
-            }
-          }
-          const id = nextId++
-          let prediction: FloatArray
-          let fields: ForecastFields | null = null
-          try {
-            const input = forecasting ? forecasting.prepare(key, x, options.time?.(event)) : x
-            const output = keyed.predict(key, id, input, scheduler.now()).prediction
-            prediction = forecasting ? forecasting.prediction(output) : output.slice()
-            if (forecasting) fields = forecasting.forecast(key, keyed.entry(key)!.live!, output)
-          } catch (error) {
-            refuse(subscriber, monitor, error, event, key)
-            return
-          }
-          previous.set(key, { id, event, target: prev?.target ?? null })
-          monitor?.event()
-          const result: ForecastResult<T> = { key: key, event, prediction }
-          if (update) result.update = update
-          if (fields) assignForecastFields(result as unknown as Record<string, unknown>, fields)
-          if (outcome) {
-            assignForecastFields(result as unknown as Record<string, unknown>, {
-              ...(outcome.anomaly === undefined
-                ? {}
-                : { anomaly: outcome.anomaly, isAnomaly: outcome.isAnomaly! }),
-              ...(outcome.drift ? { drift: outcome.drift } : {}),
-            })
-            monitor?.forecast(outcome)
-          }
-          subscriber.next(result)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-      return () => {
-        subscription.unsubscribe()
-        sweep?.unsubscribe()
-      }
+  return operate<T, ForecastResult<T>>(monitor, (subscriber) => {
+    const previous = new Map<string, Previous<T>>()
+    let forecasting: OperatorForecasting | null = null
+    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
+      maxPending: 1,
+      ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+      ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+      onEvict: (key) => {
+        previous.delete(key)
+        forecasting?.delete(key)
+      },
     })
+    if (wantsForecasting(options))
+      forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
+    let nextId = 0
+    const sweep = sweepIdleKeys(keyed, scheduler)
+    return {
+      next(event, context) {
+        let key: string
+        let x: ArrayLike<number>
+        let prev: Previous<T> | undefined
+        let target: number | ArrayLike<number> | undefined
+        try {
+          key = options.key ? options.key(event) : ''
+          prev = previous.get(key)
+          x = options.input(event)
+          target = prev ? options.target(event, prev.event) : undefined
+        } catch (userError) {
+          subscriber.error(userError)
+          return
+        }
+        context.key = key
+        let update: UpdateReport | undefined
+        let outcome: ForecastFields | null = null
+        if (prev && target !== undefined) {
+          try {
+            const joined = keyed.label(key, prev.id, target)
+            if (joined) {
+              update = joined.updates[0]
+              // Scored first, so the snapshot the update emits counts this forecast (as learn does).
+              if (joined.event.prediction && monitor) {
+                prev.baseline = monitor.score(
+                  keyed.trainer.loss.name,
+                  // With a multi-horizon head the stored output holds every row: row 0 is the forecast.
+                  forecasting ? forecasting.prediction(joined.event.prediction) : joined.event.prediction,
+                  target,
+                  prev.baseline,
+                )
+              }
+              for (const u of joined.updates) monitor?.update(u, key)
+              if (forecasting) outcome = forecasting.outcome(key, keyed.entry(key)!.sequence, target)
+            }
+          } catch (error) {
+            // A refused target only skips the join: this event is still forecast, unless it was fatal.
+            context.refuse(error, event)
+            if (subscriber.closed) return
+          }
+        }
+        const id = nextId++
+        const input = forecasting ? forecasting.prepare(key, x, options.time?.(event)) : x
+        const output = keyed.predict(key, id, input, scheduler.now()).prediction
+        const prediction = forecasting ? forecasting.prediction(output) : output.slice()
+        const fields = forecasting ? forecasting.forecast(key, keyed.entry(key)!.live!, output) : null
+        previous.set(key, { id, event, baseline: prev?.baseline ?? null })
+        monitor?.event()
+        const result: ForecastResult<T> = { key: key, event, prediction }
+        if (update) result.update = update
+        if (fields) assignForecastFields(result as unknown as Record<string, unknown>, fields)
+        if (outcome) {
+          assignForecastFields(result as unknown as Record<string, unknown>, {
+            ...(outcome.anomaly === undefined
+              ? {}
+              : { anomaly: outcome.anomaly, isAnomaly: outcome.isAnomaly! }),
+            ...(outcome.drift ? { drift: outcome.drift } : {}),
+          })
+          monitor?.forecast(outcome)
+        }
+        subscriber.next(result)
+      },
+      teardown: () => sweep?.unsubscribe(),
+    }
+  })
+}
+
+/** A key's latest event, waiting for the next one to bring its target. */
+interface Previous<T> {
+  id: number
+  event: T
+  /** Persistence's forecast: the key's previous target. */
+  baseline: Float64Array | null
 }

@@ -1,5 +1,5 @@
 import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
-import { asyncScheduler, Observable as RxObservable } from 'rxjs'
+import { asyncScheduler } from 'rxjs'
 import type {
   FloatArray,
   ForecastFields,
@@ -11,8 +11,9 @@ import { copyReport, KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
 import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
+import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
-import { refuse, score, sweepIdleKeys, targetVector, trainerFor } from './shared.js'
+import { sweepIdleKeys, trainerFor } from './shared.js'
 
 /** One event of a keyed stream: which stream it belongs to, its input, and its target when known. */
 export interface KeyedEvent {
@@ -63,99 +64,82 @@ export function learnByKey<T = KeyedEvent>(
 ): OperatorFunction<T, KeyedResult> {
   const { monitor, reset$, select } = options
   const scheduler = options.scheduler ?? asyncScheduler
-  return (source) =>
-    new RxObservable<KeyedResult>((subscriber) => {
-      // Persistence's forecast per key: the key's previous target.
-      const previousTargets = new Map<string, ArrayLike<number>>()
-      let forecasting: OperatorForecasting | null = null
-      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
-        ...options,
-        // The caller's onEvict is called too (spreading options alone would lose it here).
-        onEvict: (key) => {
-          previousTargets.delete(key)
-          forecasting?.delete(key)
-          options.onEvict?.(key)
-        },
-      })
-      if (wantsForecasting(options))
-        forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
-      const countKeys = () => {
-        if (!monitor) return
-        monitor.keys = keyed.size
-        monitor.evicted = keyed.evicted
-      }
-      const sweep = sweepIdleKeys(keyed, scheduler, options.evictEveryMs, countKeys)
-      const resets = reset$?.subscribe({
-        next: (key) => {
-          keyed.reset(key)
-          forecasting?.book.tracker(key)?.forgetForecasts()
-          previousTargets.delete(key)
-        },
-        error: (e) => subscriber.error(e),
-      })
-      const subscription = source.subscribe({
-        next(raw) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
-          if (subscriber.closed) return
-          let event: KeyedEvent
-          try {
-            event = select ? select(raw) : (raw as unknown as KeyedEvent)
-          } catch (userError) {
-            subscriber.error(userError)
-            return
+  return operate<T, KeyedResult>(monitor, (subscriber) => {
+    // Persistence's forecast per key: the key's previous target.
+    const baselines = new Map<string, Float64Array | null>()
+    let forecasting: OperatorForecasting | null = null
+    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
+      ...options,
+      // The caller's onEvict is called too (spreading options alone would lose it here).
+      onEvict: (key) => {
+        baselines.delete(key)
+        forecasting?.delete(key)
+        options.onEvict?.(key)
+      },
+    })
+    if (wantsForecasting(options))
+      forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
+    const countKeys = () => {
+      if (!monitor) return
+      monitor.keys = keyed.size
+      monitor.evicted = keyed.evicted
+    }
+    const sweep = sweepIdleKeys(keyed, scheduler, options.evictEveryMs, countKeys)
+    const resets = reset$?.subscribe({
+      next: (key) => {
+        keyed.reset(key)
+        forecasting?.book.tracker(key)?.forgetForecasts()
+        baselines.delete(key)
+      },
+      error: (e) => subscriber.error(e),
+    })
+    return {
+      next(raw, context) {
+        let event: KeyedEvent
+        try {
+          event = select ? select(raw) : (raw as unknown as KeyedEvent)
+        } catch (userError) {
+          subscriber.error(userError)
+          return
+        }
+        if (event === null || typeof event !== 'object') {
+          throw new RxrnnError('bad_input', 'Each event must be an object { key, x, target? }')
+        }
+        if (typeof event.key === 'string') context.key = event.key
+        if (typeof event.key !== 'string' || event.key === '') {
+          throw new RxrnnError('missing_key', 'The event has no key: give each event a non-empty string key')
+        }
+        const x = forecasting ? forecasting.prepare(event.key, event.x, event.t) : event.x
+        const { prediction, updates } = keyed.observe(event.key, x, event.target, scheduler.now())
+        const result: KeyedResult = {
+          key: event.key,
+          prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
+        }
+        if (updates.length > 0) result.update = copyReport(updates[0]!)
+        let fields: ForecastFields | null = null
+        if (forecasting) {
+          fields = forecasting.step(event.key, keyed.entry(event.key)!.sequence, prediction, event.target)
+          assignForecastFields(result as unknown as Record<string, unknown>, fields)
+        }
+        if (monitor) {
+          monitor.event()
+          if (event.target !== undefined && event.target !== null) {
+            const baseline = baselines.get(event.key) ?? null
+            baselines.set(
+              event.key,
+              monitor.score(keyed.trainer.loss.name, result.prediction, event.target, baseline),
+            )
           }
-          let result: KeyedResult
-          let fields: ForecastFields | null = null
-          try {
-            if (event === null || typeof event !== 'object') {
-              throw new RxrnnError('bad_input', 'Each event must be an object { key, x, target? }')
-            }
-            if (typeof event.key !== 'string' || event.key === '') {
-              throw new RxrnnError(
-                'missing_key',
-                'The event has no key: give each event a non-empty string key',
-              )
-            }
-            const x = forecasting ? forecasting.prepare(event.key, event.x, event.t) : event.x
-            const { prediction, updates } = keyed.observe(event.key, x, event.target, scheduler.now())
-            result = {
-              key: event.key,
-              prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
-            }
-            if (updates.length > 0) result.update = copyReport(updates[0]!)
-            if (forecasting) {
-              fields = forecasting.step(event.key, keyed.entry(event.key)!.sequence, prediction, event.target)
-              assignForecastFields(result as unknown as Record<string, unknown>, fields)
-            }
-          } catch (error) {
-            refuse(subscriber, monitor, error, raw, typeof event?.key === 'string' ? event.key : undefined)
-            return
-          }
-          if (monitor) {
-            monitor.event()
-            if (event.target !== undefined && event.target !== null) {
-              score(
-                monitor,
-                keyed.trainer,
-                result.prediction,
-                event.target,
-                previousTargets.get(event.key) ?? null,
-              )
-              previousTargets.set(event.key, Array.from(targetVector(event.target)))
-            }
-            countKeys()
-            if (fields) monitor.forecast(fields)
-            if (result.update) monitor.update(result.update, event.key)
-          }
-          subscriber.next(result)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-      return () => {
-        subscription.unsubscribe()
+          countKeys()
+          if (fields) monitor.forecast(fields)
+          if (result.update) monitor.update(result.update, event.key)
+        }
+        subscriber.next(result)
+      },
+      teardown: () => {
         resets?.unsubscribe()
         sweep?.unsubscribe()
-      }
-    })
+      },
+    }
+  })
 }

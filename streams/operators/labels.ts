@@ -1,10 +1,11 @@
 import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
-import { asyncScheduler, Observable as RxObservable } from 'rxjs'
+import { asyncScheduler } from 'rxjs'
 import type { FloatArray, TrainerOptions } from '../../src/index.js'
 import { KeyedTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from './monitor.js'
+import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
-import { refuse, score, sweepIdleKeys, trainerFor } from './shared.js'
+import { sweepIdleKeys, trainerFor } from './shared.js'
 
 /** An event whose label comes later, under the same id. */
 export interface UnlabelledEvent {
@@ -55,22 +56,24 @@ export function learnWithLabels(
 ): OperatorFunction<UnlabelledEvent, LabelledPrediction> {
   const { monitor } = options
   const scheduler = options.scheduler ?? asyncScheduler
-  return (source) =>
-    new RxObservable<LabelledPrediction>((subscriber) => {
-      const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
-        maxPending: options.maxPending ?? 64,
-        ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
-        ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
-      })
-      const sweep = sweepIdleKeys(keyed, scheduler)
-      const labels = options.labels$.subscribe({
-        next(label) {
-          if (subscriber.closed) return
-          try {
+  return operate<UnlabelledEvent, LabelledPrediction>(monitor, (subscriber) => {
+    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
+      maxPending: options.maxPending ?? 64,
+      ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+      ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+    })
+    const sweep = sweepIdleKeys(keyed, scheduler)
+    // The labels are a second source; the same body routes their bad data.
+    const labels = options.labels$
+      .pipe(
+        operate<LateLabel, never>(monitor, () => ({
+          next(label, context) {
+            if (subscriber.closed) return
             if (label === null || typeof label !== 'object') {
               throw new RxrnnError('bad_target', 'Each label must be an object { id, target, key? }')
             }
             const key = label.key ?? ''
+            context.key = label.key
             const joined = keyed.label(key, label.id, label.target)
             if (!joined) {
               throw new RxrnnError(
@@ -79,41 +82,29 @@ export function learnWithLabels(
               )
             }
             // Scored first, so the snapshot each update emits counts this prediction (as learn does).
+            // Labels come in any order: no persistence baseline.
             if (joined.event.prediction)
-              score(monitor, keyed.trainer, joined.event.prediction, label.target, null)
+              monitor?.score(keyed.trainer.loss.name, joined.event.prediction, label.target)
             for (const u of joined.updates) monitor?.update(u, key)
-          } catch (error) {
-            refuse(subscriber, monitor, error, label, label?.key)
-          }
-        },
-        error: (e) => subscriber.error(e),
-      })
-      const events = source.subscribe({
-        next(event) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
-          if (subscriber.closed) return
-          let result: LabelledPrediction
-          try {
-            if (event === null || typeof event !== 'object' || typeof event.id !== 'number') {
-              throw new RxrnnError('bad_input', 'Each event must be an object { id: number, x, key? }')
-            }
-            const key = event.key ?? ''
-            const { prediction } = keyed.predict(key, event.id, event.x, scheduler.now())
-            result = { key, id: event.id, prediction: prediction.slice() }
-          } catch (error) {
-            refuse(subscriber, monitor, error, event, event?.key)
-            return
-          }
-          monitor?.event()
-          subscriber.next(result)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-      return () => {
-        events.unsubscribe()
+          },
+        })),
+      )
+      .subscribe({ error: (e) => subscriber.error(e) })
+    return {
+      next(event, context) {
+        if (event === null || typeof event !== 'object' || typeof event.id !== 'number') {
+          throw new RxrnnError('bad_input', 'Each event must be an object { id: number, x, key? }')
+        }
+        context.key = event.key
+        const key = event.key ?? ''
+        const { prediction } = keyed.predict(key, event.id, event.x, scheduler.now())
+        monitor?.event()
+        subscriber.next({ key, id: event.id, prediction: prediction.slice() })
+      },
+      teardown: () => {
         labels.unsubscribe()
         sweep?.unsubscribe()
-      }
-    })
+      },
+    }
+  })
 }

@@ -1,12 +1,12 @@
 import type { OperatorFunction } from 'rxjs'
-import { Observable } from 'rxjs'
 import type { FloatArray, ForecastFields, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { copyReport, RxrnnError } from '../../src/index.js'
 import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
 import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
+import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
-import { refuse, score, targetVector, trainerFor } from './shared.js'
+import { trainerFor } from './shared.js'
 
 /** One event of a learning stream. */
 export interface LearnEvent {
@@ -54,54 +54,42 @@ export function learn(
   options: LearnOptions = {},
 ): OperatorFunction<LearnEvent, LearnResult> {
   const { monitor } = options
-  return (source) =>
-    new Observable<LearnResult>((subscriber) => {
-      const trainer = trainerFor(modelOrTrainer, withHorizon(trainerOptions, options))
-      const forecasting = wantsForecasting(options) ? new OperatorForecasting(trainer, options) : null
-      let previousTarget: ArrayLike<number> | null = null
-      return source.subscribe({
-        next(event) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: learn nothing more.
-          if (subscriber.closed) return
-          let result: LearnResult
-          let fields: ForecastFields | null = null
-          try {
-            if (event === null || typeof event !== 'object') {
-              throw new RxrnnError('bad_input', 'Each event must be an object { x, target? }')
-            }
-            const x = forecasting ? forecasting.prepare('', event.x, event.t) : event.x
-            if (event.reset) {
-              // A refused event must not reset the sequence either.
-              trainer.check(x, event.target)
-              trainer.reset()
-              previousTarget = null
-            }
-            const { prediction, update } = trainer.observeSequence(trainer.sequence, x, event.target)
-            result = {
-              prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
-            }
-            if (update) result.update = copyReport(update)
-            if (forecasting) {
-              fields = forecasting.step('', trainer.sequence, prediction, event.target)
-              assignForecastFields(result as unknown as Record<string, unknown>, fields)
-            }
-          } catch (error) {
-            refuse(subscriber, monitor, error, event)
-            return
+  return operate<LearnEvent, LearnResult>(monitor, (subscriber) => {
+    const trainer = trainerFor(modelOrTrainer, withHorizon(trainerOptions, options))
+    const forecasting = wantsForecasting(options) ? new OperatorForecasting(trainer, options) : null
+    let baseline: Float64Array | null = null
+    return {
+      next(event) {
+        if (event === null || typeof event !== 'object') {
+          throw new RxrnnError('bad_input', 'Each event must be an object { x, target? }')
+        }
+        const x = forecasting ? forecasting.prepare('', event.x, event.t) : event.x
+        if (event.reset) {
+          // A refused event must not reset the sequence either.
+          trainer.check(x, event.target)
+          trainer.reset()
+          baseline = null
+        }
+        const { prediction, update } = trainer.observeSequence(trainer.sequence, x, event.target)
+        const result: LearnResult = {
+          prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
+        }
+        if (update) result.update = copyReport(update)
+        let fields: ForecastFields | null = null
+        if (forecasting) {
+          fields = forecasting.step('', trainer.sequence, prediction, event.target)
+          assignForecastFields(result as unknown as Record<string, unknown>, fields)
+        }
+        if (monitor) {
+          monitor.event()
+          if (event.target !== undefined && event.target !== null) {
+            baseline = monitor.score(trainer.loss.name, result.prediction, event.target, baseline)
           }
-          if (monitor) {
-            monitor.event()
-            if (event.target !== undefined && event.target !== null) {
-              score(monitor, trainer, result.prediction, event.target, previousTarget)
-              previousTarget = Array.from(targetVector(event.target))
-            }
-            if (fields) monitor.forecast(fields)
-            if (result.update) monitor.update(result.update)
-          }
-          subscriber.next(result)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-    })
+          if (fields) monitor.forecast(fields)
+          if (result.update) monitor.update(result.update)
+        }
+        subscriber.next(result)
+      },
+    }
+  })
 }

@@ -129,6 +129,44 @@ export class Monitor {
     this.metricsSubject.next(this.snapshot())
   }
 
+  /**
+   * Scores one prediction prequentially (test-then-train) and keeps persistence's baseline: under
+   * cross-entropy a classification score (the target is a class index); otherwise a regression
+   * score next to persistence, whose forecast is the series' previous target, `baseline`. Returns
+   * the baseline for the series' next call: this target, copied into `baseline` (allocated on the
+   * first call, `null`). Pass no `baseline` where order means nothing (late labels): regression is
+   * then scored without persistence and nothing is kept.
+   *
+   * @example
+   * let baseline: Float64Array | null = null
+   * for (const { x, y } of events) baseline = monitor.score(trainer.loss.name, model.predict(x), y, baseline)
+   */
+  score(
+    loss: string,
+    prediction: ArrayLike<number>,
+    target: number | ArrayLike<number>,
+    baseline: Float64Array | null,
+  ): Float64Array | null
+  score(loss: string, prediction: ArrayLike<number>, target: number | ArrayLike<number>): void
+  score(
+    loss: string,
+    prediction: ArrayLike<number>,
+    target: number | ArrayLike<number>,
+    baseline?: Float64Array | null,
+  ): Float64Array | null | undefined {
+    if (loss === 'cross_entropy') {
+      this.scoreClassification(prediction, typeof target === 'number' ? target : target[0]!)
+      return baseline
+    }
+    const vector = typeof target === 'number' ? [target] : target
+    this.scoreRegression(prediction, vector, baseline ?? null)
+    if (baseline === undefined) return undefined
+    const kept =
+      baseline !== null && baseline.length === vector.length ? baseline : new Float64Array(vector.length)
+    for (let i = 0; i < vector.length; i++) kept[i] = vector[i]!
+    return kept
+  }
+
   /** Scores a regression prediction against its target, next to persistence (the previous target). */
   scoreRegression(
     prediction: ArrayLike<number>,

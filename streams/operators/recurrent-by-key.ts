@@ -1,12 +1,13 @@
 import type { Observable, OperatorFunction, SchedulerAction, SchedulerLike, Subscription } from 'rxjs'
-import { asapScheduler, asyncScheduler, Observable as RxObservable } from 'rxjs'
+import { asapScheduler, asyncScheduler } from 'rxjs'
 import { arrayTypeOf } from '../../src/dtype.js'
 import type { FloatArray, Model, RecurrentState } from '../../src/index.js'
 import { RxrnnError } from '../../src/index.js'
+import { KeyStore, keyStoreProblems } from '../../src/key-store.js'
 import { copyFiniteVector } from '../../src/validate.js'
 import type { KeyedEvent } from './keyed.js'
 import type { Monitor } from './monitor.js'
-import { rejectEvent } from './shared.js'
+import { operate } from './operate.js'
 
 /** What `recurrentByKey` emits for each event: its key and the model's output. */
 export interface RecurrentByKeyResult {
@@ -49,10 +50,9 @@ export interface RecurrentByKeyOptions<T> {
   scheduler?: SchedulerLike
 }
 
-/** One key's hidden state. */
+/** One key's hidden state, the value of its entry in the key store. */
 interface KeyState {
   readonly state: RecurrentState
-  lastSeen: number
   /** Whether an event of this key waits in the current batch. */
   inBatch: boolean
 }
@@ -90,9 +90,7 @@ export function recurrentByKey<T = KeyedEvent>(
   const idleMs = options.idleMs ?? Number.POSITIVE_INFINITY
   const maxSize = options.batch?.maxSize ?? 1
   const maxDelayMs = options.batch?.maxDelayMs ?? 0
-  const problems: string[] = []
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) problems.push('maxKeys must be a positive integer')
-  if (!(idleMs > 0)) problems.push('idleMs must be a positive number of milliseconds')
+  const problems = keyStoreProblems({ maxKeys, idleMs })
   if (options.evictEveryMs !== undefined && !(options.evictEveryMs > 0))
     problems.push('evictEveryMs must be a positive number of milliseconds')
   if (options.batch && (!Number.isInteger(maxSize) || maxSize < 1))
@@ -114,185 +112,133 @@ export function recurrentByKey<T = KeyedEvent>(
   const O = model.config.outputSize
   const ArrayType = arrayTypeOf(model.config.dtype)
 
-  return (source) =>
-    new RxObservable<RecurrentByKeyResult>((subscriber) => {
-      const keys = new Map<string, KeyState>()
-      let evicted = 0
-      // The batch being collected: row i of xs is its i-th event's x.
-      const xs = new ArrayType(maxSize * I)
-      const xRows = Array.from({ length: maxSize }, (_, i) => xs.subarray(i * I, (i + 1) * I))
-      const out = new ArrayType(maxSize * O)
-      const batchKeys: string[] = []
-      const batchEntries: KeyState[] = []
-      const batchStates: RecurrentState[] = []
-      let count = 0
-      let timer: Subscription | null = null
-      // Results wait here until emitted, so that a batch stepped while another is being emitted
-      // (an event fed back synchronously from downstream) still comes out in arrival order.
-      const ready: RecurrentByKeyResult[] = []
-      let emitting = false
+  return operate<T, RecurrentByKeyResult>(monitor, (subscriber) => {
+    const keys = new KeyStore<KeyState>({
+      maxKeys,
+      idleMs,
+      create: () => ({ state: model.initialState(), inBatch: false }),
+      onEvict: onEvict && ((key) => onEvict(key)),
+    })
+    // The batch being collected: row i of xs is its i-th event's x.
+    const xs = new ArrayType(maxSize * I)
+    const xRows = Array.from({ length: maxSize }, (_, i) => xs.subarray(i * I, (i + 1) * I))
+    const out = new ArrayType(maxSize * O)
+    const batchKeys: string[] = []
+    const batchEntries: KeyState[] = []
+    const batchStates: RecurrentState[] = []
+    let count = 0
+    let timer: Subscription | null = null
+    // Results wait here until emitted, so that a batch stepped while another is being emitted
+    // (an event fed back synchronously from downstream) still comes out in arrival order.
+    const ready: RecurrentByKeyResult[] = []
+    let emitting = false
 
-      const countKeys = () => {
-        if (!monitor) return
-        monitor.keys = keys.size
-        monitor.evicted = evicted
-      }
-      const evict = (key: string) => {
-        keys.delete(key)
-        evicted++
-        onEvict?.(key)
-      }
-      const touch = (key: string, now: number): KeyState => {
-        let entry = keys.get(key)
-        if (entry) {
-          // Re-inserted so the Map stays ordered by last use (for LRU and idle eviction).
-          keys.delete(key)
-        } else {
-          if (keys.size >= maxKeys) evict(keys.keys().next().value as string)
-          entry = { state: model.initialState(), lastSeen: now, inBatch: false }
+    const countKeys = () => {
+      if (!monitor) return
+      monitor.keys = keys.size
+      monitor.evicted = keys.evicted
+    }
+    const emit = () => {
+      if (emitting) return
+      emitting = true
+      try {
+        for (let i = 0; i < ready.length && !subscriber.closed; i++) {
+          monitor?.event()
+          subscriber.next(ready[i]!)
         }
-        entry.lastSeen = now
-        keys.set(key, entry)
-        return entry
+      } finally {
+        ready.length = 0
+        emitting = false
       }
-      const emit = () => {
-        if (emitting) return
-        emitting = true
-        try {
-          for (let i = 0; i < ready.length && !subscriber.closed; i++) {
-            monitor?.event()
-            subscriber.next(ready[i]!)
-          }
-        } finally {
-          ready.length = 0
-          emitting = false
-        }
-      }
-      /** Steps the batch collected so far and queues its results (emit() sends them). */
-      const flush = () => {
-        if (timer) {
-          timer.unsubscribe()
-          timer = null
-        }
-        const n = count
-        if (n === 0) return
-        count = 0
-        for (let i = 0; i < n; i++) batchEntries[i]!.inBatch = false
-        if (n === 1) {
-          ready.push({ key: batchKeys[0]!, y: model.stepValidated(xRows[0]!, batchStates[0]!).slice() })
-          return
-        }
-        // Every x was checked as it arrived and a key's state comes at most once.
-        model.stepBatchValidated(xs, batchStates, out, n)
-        for (let i = 0; i < n; i++) ready.push({ key: batchKeys[i]!, y: out.slice(i * O, (i + 1) * O) })
-      }
-      const flushAndEmit = () => {
-        try {
-          flush()
-        } catch (error) {
-          subscriber.error(error)
-          return
-        }
-        emit()
-      }
-      const onTimer = () => {
+    }
+    /** Steps the batch collected so far and queues its results (emit() sends them). */
+    const flush = () => {
+      if (timer) {
+        timer.unsubscribe()
         timer = null
-        flushAndEmit()
       }
+      const n = count
+      if (n === 0) return
+      count = 0
+      for (let i = 0; i < n; i++) batchEntries[i]!.inBatch = false
+      if (n === 1) {
+        ready.push({ key: batchKeys[0]!, y: model.stepValidated(xRows[0]!, batchStates[0]!).slice() })
+        return
+      }
+      // Every x was checked as it arrived and a key's state comes at most once.
+      model.stepBatchValidated(xs, batchStates, out, n)
+      for (let i = 0; i < n; i++) ready.push({ key: batchKeys[i]!, y: out.slice(i * O, (i + 1) * O) })
+    }
+    const flushAndEmit = () => {
+      try {
+        flush()
+      } catch (error) {
+        subscriber.error(error)
+        return
+      }
+      emit()
+    }
+    const onTimer = () => {
+      timer = null
+      flushAndEmit()
+    }
 
-      const every = options.evictEveryMs ?? (Number.isFinite(idleMs) ? idleMs / 2 : 0)
-      const sweep =
-        every > 0
-          ? clock.schedule(function (this: SchedulerAction<undefined>) {
-              const now = clock.now()
-              // Map order is least recently seen first, so the scan stops at the first fresh key.
-              for (const [key, entry] of keys) {
-                if (now - entry.lastSeen < idleMs) break
-                evict(key)
-              }
-              countKeys()
-              this.schedule(undefined, every)
-            }, every)
-          : undefined
-      const resets = reset$?.subscribe({
-        next: (key) => {
-          const entry = keys.get(key)
-          if (!entry) return
-          // Its waiting event was before the reset: step it first.
-          if (entry.inBatch) flushAndEmit()
-          entry.state.reset()
-        },
-        error: (e) => subscriber.error(e),
-      })
-      const subscription = source.subscribe({
-        next(raw) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: step nothing more.
-          if (subscriber.closed) return
-          let key: string
-          let x: ArrayLike<number>
-          try {
-            if (raw === null || (typeof raw !== 'object' && !options.key)) {
-              throw new RxrnnError('bad_input', 'Each event must be an object { key, x }')
-            }
-            key = keyOf(raw)
-            x = xOf(raw)
-          } catch (error) {
-            try {
-              rejectEvent(monitor, error, raw)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
-            return
-          }
-          try {
-            if (typeof key !== 'string' || key === '') {
-              throw new RxrnnError(
-                'missing_key',
-                'The event has no key: give each event a non-empty string key',
-              )
-            }
-            // Checked and copied before anything changes: a refused event creates no key.
-            const slot = batched ? count : 0
-            copyFiniteVector(xRows[slot]!, x, 'x', 'bad_input', 'inputSize')
-            const entry = touch(key, clock.now())
-            if (batched && entry.inBatch) {
-              // The key's previous event is waiting: step that batch first, then x moves to row 0.
-              flush()
-              xRows[0]!.set(xRows[slot]!)
-            }
-            const i = count++
-            batchKeys[i] = key
-            batchEntries[i] = entry
-            batchStates[i] = entry.state
-            entry.inBatch = true
-            if (count === maxSize) flush()
-            else if (count === 1) timer = timers.schedule(onTimer, maxDelayMs)
-          } catch (error) {
-            try {
-              rejectEvent(monitor, error, raw, typeof key === 'string' ? key : undefined)
-            } catch (fatal) {
-              subscriber.error(fatal)
-            }
-            return
-          }
-          countKeys()
-          emit()
-        },
-        error: (e) => {
-          flushAndEmit()
-          subscriber.error(e)
-        },
-        complete: () => {
-          flushAndEmit()
-          subscriber.complete()
-        },
-      })
-      return () => {
-        subscription.unsubscribe()
+    const every = options.evictEveryMs ?? (Number.isFinite(idleMs) ? idleMs / 2 : 0)
+    const sweep =
+      every > 0
+        ? clock.schedule(function (this: SchedulerAction<undefined>) {
+            keys.evictIdle(clock.now())
+            countKeys()
+            this.schedule(undefined, every)
+          }, every)
+        : undefined
+    const resets = reset$?.subscribe({
+      next: (key) => {
+        const entry = keys.get(key)
+        if (!entry) return
+        // Its waiting event was before the reset: step it first.
+        if (entry.inBatch) flushAndEmit()
+        entry.state.reset()
+      },
+      error: (e) => subscriber.error(e),
+    })
+    return {
+      next(raw, context) {
+        if (raw === null || (typeof raw !== 'object' && !options.key)) {
+          throw new RxrnnError('bad_input', 'Each event must be an object { key, x }')
+        }
+        const key = keyOf(raw)
+        const x = xOf(raw)
+        if (typeof key === 'string') context.key = key
+        if (typeof key !== 'string' || key === '') {
+          throw new RxrnnError('missing_key', 'The event has no key: give each event a non-empty string key')
+        }
+        // Checked and copied before anything changes: a refused event creates no key.
+        const slot = batched ? count : 0
+        copyFiniteVector(xRows[slot]!, x, 'x', 'bad_input', 'inputSize')
+        const entry = keys.touch(key, clock.now())
+        if (batched && entry.inBatch) {
+          // The key's previous event is waiting: step that batch first, then x moves to row 0.
+          flush()
+          xRows[0]!.set(xRows[slot]!)
+        }
+        const i = count++
+        batchKeys[i] = key
+        batchEntries[i] = entry
+        batchStates[i] = entry.state
+        entry.inBatch = true
+        if (count === maxSize) flush()
+        else if (count === 1) timer = timers.schedule(onTimer, maxDelayMs)
+        countKeys()
+        emit()
+      },
+      end: flushAndEmit,
+      teardown: () => {
         resets?.unsubscribe()
         sweep?.unsubscribe()
         timer?.unsubscribe()
         timer = null
-      }
-    })
+      },
+    }
+  })
 }

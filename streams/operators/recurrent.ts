@@ -1,8 +1,7 @@
 import type { Observable, OperatorFunction } from 'rxjs'
-import { Observable as RxObservable } from 'rxjs'
 import type { FloatArray, Model } from '../../src/index.js'
 import type { Monitor } from './monitor.js'
-import { refuse } from './shared.js'
+import { operate } from './operate.js'
 
 export interface RecurrentOptions {
   /** Counts events and receives refused ones on `errors$`. */
@@ -26,33 +25,19 @@ export function recurrent(
   options: RecurrentOptions = {},
 ): OperatorFunction<ArrayLike<number>, FloatArray> {
   const { monitor, reset$ } = options
-  return (source) =>
-    new RxObservable<FloatArray>((subscriber) => {
-      const state = model.initialState()
-      const resetSubscription = reset$?.subscribe({
-        next: () => state.reset(),
-        error: (e) => subscriber.error(e),
-      })
-      const subscription = source.subscribe({
-        next(x) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: step nothing more.
-          if (subscriber.closed) return
-          let y: FloatArray
-          try {
-            y = model.step(x, state)
-          } catch (error) {
-            refuse(subscriber, monitor, error, x)
-            return
-          }
-          monitor?.event()
-          subscriber.next(y.slice())
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-      return () => {
-        subscription.unsubscribe()
-        resetSubscription?.unsubscribe()
-      }
+  return operate<ArrayLike<number>, FloatArray>(monitor, (subscriber) => {
+    const state = model.initialState()
+    const resetSubscription = reset$?.subscribe({
+      next: () => state.reset(),
+      error: (e) => subscriber.error(e),
     })
+    return {
+      next(x) {
+        const y = model.step(x, state)
+        monitor?.event()
+        subscriber.next(y.slice())
+      },
+      teardown: () => resetSubscription?.unsubscribe(),
+    }
+  })
 }

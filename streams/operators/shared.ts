@@ -1,5 +1,5 @@
 import type { SchedulerAction, SchedulerLike, Subscription } from 'rxjs'
-import type { FloatArray, KeyedTrainer, Model, TrainerOptions } from '../../src/index.js'
+import type { KeyedTrainer, Model, TrainerOptions } from '../../src/index.js'
 import { OnlineTrainer, RxrnnError } from '../../src/index.js'
 import type { Monitor } from './monitor.js'
 
@@ -40,9 +40,11 @@ export function rejectEvent(
   }
   if (!warned.has(error.code)) {
     warned.add(error.code)
-    process.emitWarning(
-      `rxrnn skipped an event (${error.code}): ${error.message}. Pass a Monitor to see every refused event.`,
-    )
+    const message = `rxrnn skipped an event (${error.code}): ${error.message}. Pass a Monitor to see every refused event.`
+    // Node's warning channel where there is one; browsers have no `process`.
+    const node = (globalThis as { process?: { emitWarning?: (message: string) => void } }).process
+    if (typeof node?.emitWarning === 'function') node.emitWarning(message)
+    else console.warn(message)
   }
 }
 
@@ -62,25 +64,6 @@ export function refuse(
   } catch (fatal) {
     subscriber.error(fatal)
   }
-}
-
-/** A target as a vector, for scoring. */
-export function targetVector(target: number | ArrayLike<number>): ArrayLike<number> {
-  return typeof target === 'number' ? [target] : target
-}
-
-/** Scores a prediction prequentially on the monitor: classification for cross-entropy, else regression. */
-export function score(
-  monitor: Monitor | undefined,
-  trainer: OnlineTrainer,
-  prediction: FloatArray,
-  target: number | ArrayLike<number>,
-  previousTarget: ArrayLike<number> | null,
-): void {
-  if (!monitor) return
-  if (trainer.loss.name === 'cross_entropy') {
-    monitor.scoreClassification(prediction, typeof target === 'number' ? target : target[0]!)
-  } else monitor.scoreRegression(prediction, targetVector(target), previousTarget)
 }
 
 /**

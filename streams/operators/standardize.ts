@@ -1,8 +1,7 @@
 import type { OperatorFunction } from 'rxjs'
-import { Observable } from 'rxjs'
 import { OnlineScaler } from '../../src/index.js'
 import type { Monitor } from './monitor.js'
-import { refuse } from './shared.js'
+import { operate } from './operate.js'
 
 export interface StandardizeOptions {
   /** Events folded into the statistics before the first is emitted (a tiny sample has a useless std). Default 0. */
@@ -26,23 +25,13 @@ export function standardize(
   options: StandardizeOptions = {},
 ): OperatorFunction<ArrayLike<number>, Float64Array> {
   const warmup = options.warmup ?? 0
-  return (source) =>
-    new Observable<Float64Array>((subscriber) => {
-      const scaler = options.scaler ?? new OnlineScaler(size)
-      return source.subscribe({
-        next(x) {
-          // A synchronous source goes on after an error or a downstream unsubscribe: fold nothing more.
-          if (subscriber.closed) return
-          try {
-            scaler.update(x)
-          } catch (error) {
-            refuse(subscriber, options.monitor, error, x)
-            return
-          }
-          if (scaler.count > warmup) subscriber.next(scaler.transform(x))
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      })
-    })
+  return operate<ArrayLike<number>, Float64Array>(options.monitor, (subscriber) => {
+    const scaler = options.scaler ?? new OnlineScaler(size)
+    return {
+      next(x) {
+        scaler.update(x)
+        if (scaler.count > warmup) subscriber.next(scaler.transform(x))
+      },
+    }
+  })
 }

@@ -35,8 +35,12 @@ import {
 
 export type FrameEncoding = 'msgpack' | 'json'
 
-/** What `ws` hands to a 'message' listener, whatever its binaryType, or a string. */
-export type FrameData = Buffer | ArrayBuffer | Buffer[] | Uint8Array | string
+/**
+ * What `ws` hands to a 'message' listener, whatever its binaryType (a Buffer, an ArrayBuffer or a list
+ * of fragments), what a browser `WebSocket` hands over (an ArrayBuffer or a string), or a string.
+ * Typed without Node's `Buffer` (a Uint8Array) so the published types need no @types/node.
+ */
+export type FrameData = Uint8Array | ArrayBuffer | readonly Uint8Array[] | string
 
 export interface DecodeOptions {
   /** Larger frames are refused with `payload_too_large` before decoding. Default: no limit. */
@@ -80,19 +84,19 @@ const packr = new Packr(packrOptions as Options)
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
- * Encodes a frame for a connection: a Buffer for a binary msgpack frame, a string for a JSON
- * text frame. Typed arrays survive msgpack exactly and as their own class; JSON writes them as
- * number arrays. The returned Buffer is never overwritten by later calls.
+ * Encodes a frame for a connection: bytes (a Buffer in Node) for a binary msgpack frame, a string
+ * for a JSON text frame. Typed arrays survive msgpack exactly and as their own class; JSON writes
+ * them as number arrays. The returned bytes are never overwritten by later calls.
  *
  * @throws RxrnnError('internal') when the frame cannot be encoded (a cycle, a bigint in JSON).
  * @example
  * ws.send(encodeFrame({ type: 'prediction', key: 'a', id: 3, y: [0.2, 0.8] }, 'msgpack'))
  * ws.send(encodeFrame({ type: 'subscribed', channels: ['metrics'] }, 'json'))
  */
-export function encodeFrame(frame: object, encoding: 'msgpack'): Buffer
+export function encodeFrame(frame: object, encoding: 'msgpack'): Uint8Array
 export function encodeFrame(frame: object, encoding: 'json'): string
-export function encodeFrame(frame: object, encoding: FrameEncoding): Buffer | string
-export function encodeFrame(frame: object, encoding: FrameEncoding): Buffer | string {
+export function encodeFrame(frame: object, encoding: FrameEncoding): Uint8Array | string
+export function encodeFrame(frame: object, encoding: FrameEncoding): Uint8Array | string {
   try {
     return encoding === 'json' ? JSON.stringify(frame, typedArraysAsArrays) : packr.pack(frame)
   } catch (cause) {
@@ -174,8 +178,8 @@ function sizeProblem(data: FrameData, maxBytes: number | undefined): string | un
   let size: number
   if (typeof data === 'string') {
     // UTF-16 length ≤ UTF-8 length ≤ 3 × UTF-16 length: count bytes only when it matters.
-    size = data.length * 3 <= maxBytes ? data.length : Buffer.byteLength(data)
-  } else if (Array.isArray(data)) {
+    size = data.length * 3 <= maxBytes ? data.length : utf8Length(data)
+  } else if (isFragments(data)) {
     size = 0
     for (const fragment of data) size += fragment.byteLength
   } else size = data.byteLength
@@ -187,10 +191,37 @@ function sizeProblem(data: FrameData, maxBytes: number | undefined): string | un
  * array it decodes; on a view of our own that costs what the DataView costs anyway, and the
  * caller's Buffer is left untouched.
  */
-function asBytes(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array): Uint8Array {
+function asBytes(data: ArrayBuffer | readonly Uint8Array[] | Uint8Array): Uint8Array {
   if (data instanceof ArrayBuffer) return new Uint8Array(data)
-  const bytes = data instanceof Uint8Array ? data : data.length === 1 ? data[0]! : Buffer.concat(data)
+  const bytes = data instanceof Uint8Array ? data : data.length === 1 ? data[0]! : concat(data)
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+// Array.isArray does not narrow a readonly array type.
+function isFragments(data: FrameData): data is readonly Uint8Array[] {
+  return Array.isArray(data)
+}
+
+function concat(fragments: readonly Uint8Array[]): Uint8Array {
+  let length = 0
+  for (const fragment of fragments) {
+    if (!(fragment instanceof Uint8Array)) throw new TypeError('a fragment of the message is not bytes')
+    length += fragment.byteLength
+  }
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const fragment of fragments) {
+    out.set(fragment, offset)
+    offset += fragment.byteLength
+  }
+  return out
+}
+
+const utf8Encoder = new TextEncoder()
+
+/** Bytes of `text` in UTF-8, without Node's Buffer so the codec runs in browsers too. */
+function utf8Length(text: string): number {
+  return utf8Encoder.encode(text).byteLength
 }
 
 function unpackMsgpack(bytes: Uint8Array): DecodeResult {

@@ -1,13 +1,10 @@
 import { Observable, type OperatorFunction } from 'rxjs'
-import WebSocket from 'ws'
+import { platform } from '#websocket'
 import { RxrnnError } from '../../src/errors.js'
-import {
-  checkWebSocketOptions,
-  SendQueue,
-  type SendQueueStats,
-  type WebSocketConnectionOptions,
-  webSocketConnection,
-} from './ws-source.js'
+import { checkWebSocketOptions, type WebSocketConnectionOptions } from './options.js'
+import { SendQueue, type SendQueueStats } from './send-queue.js'
+import { CLOSED, CONNECTING, isOwnedWebSocket, OPEN, type OwnedWebSocket } from './socket.js'
+import { webSocketConnection } from './ws-source.js'
 
 /**
  * What a sink reports: `sent` frames were handed to the socket, `dropped` ones were thrown away by the
@@ -39,29 +36,34 @@ interface Channel {
   close(): void
 }
 
-function isUrl(target: WebSocket | string | URL): target is string | URL {
+function isUrl(target: OwnedWebSocket | string | URL): target is string | URL {
   return typeof target === 'string' || target instanceof URL
 }
 
 /** A queue on a socket someone else owns: the sink never closes it, and stops when it closes. */
-function socketChannel(socket: WebSocket, options: WebSocketSinkOptions, onClosed: () => void): Channel {
+function socketChannel(socket: OwnedWebSocket, options: WebSocketSinkOptions, onClosed: () => void): Channel {
   const queue = new SendQueue(options)
-  const onOpen = (): void => queue.attach(socket)
+  const onOpen = (): void => {
+    socket.removeEventListener('open', onOpen)
+    queue.attach(socket)
+  }
   const onClose = (): void => {
+    socket.removeEventListener('open', onOpen)
+    socket.removeEventListener('close', onClose)
     queue.close()
     onClosed()
   }
-  if (socket.readyState === WebSocket.OPEN) queue.attach(socket)
-  else if (socket.readyState === WebSocket.CONNECTING) socket.once('open', onOpen)
-  if (socket.readyState === WebSocket.CLOSED) queueMicrotask(onClose)
-  else socket.once('close', onClose)
+  if (socket.readyState === OPEN) queue.attach(socket)
+  else if (socket.readyState === CONNECTING) socket.addEventListener('open', onOpen)
+  if (socket.readyState === CLOSED) queueMicrotask(onClose)
+  else socket.addEventListener('close', onClose)
   return {
     send: (frame) => queue.push(frame),
     stats: () => queue.stats(),
     drained: () => queue.drained(),
     close: () => {
-      socket.off('open', onOpen)
-      socket.off('close', onClose)
+      socket.removeEventListener('open', onOpen)
+      socket.removeEventListener('close', onClose)
       queue.close()
     },
   }
@@ -94,7 +96,8 @@ function urlChannel(
  * queue of `maxQueue`; when it is full, `dropPolicy` throws away the oldest or the newest frame and
  * counts it, so memory stays bounded whatever the reader does.
  *
- * The target is either a `ws` socket (open or connecting, client or server side) that the caller owns:
+ * The target is either a WebSocket (open or connecting; `ws`, client or server side, in Node, the
+ * platform's `WebSocket` in a browser) that the caller owns:
  * the sink never closes it, and completes when it closes; or a URL: the sink opens its own reconnecting
  * connection on subscribe (see `webSocketConnection`), queues while reconnecting, and closes it when done.
  * An unencodable frame errors with `RxrnnError('bad_frame')`; a refused token or exhausted reconnects
@@ -111,23 +114,20 @@ function urlChannel(
  * wss.on('connection', (socket) => predictions$.pipe(webSocketSink(socket, { encoding: 'json' })).subscribe())
  */
 export function webSocketSink(
-  target: WebSocket | string | URL,
+  target: OwnedWebSocket | string | URL,
   options: WebSocketSinkOptions = {},
 ): OperatorFunction<unknown, SinkStats> {
   const { statsIntervalMs = 1_000 } = options
   const problems: string[] = []
-  if (!isUrl(target) && !(target instanceof WebSocket)) {
-    problems.push('target must be a ws WebSocket or a ws:// URL')
+  if (!isUrl(target) && !isOwnedWebSocket(target)) {
+    problems.push(
+      'target must be a WebSocket (ws in Node, the platform WebSocket in browsers) or a ws:// URL',
+    )
   }
   if (typeof statsIntervalMs !== 'number' || !(statsIntervalMs >= 0) || !Number.isFinite(statsIntervalMs)) {
     problems.push(`statsIntervalMs must be a finite number >= 0, got ${String(statsIntervalMs)}`)
   }
-  try {
-    checkWebSocketOptions(isUrl(target) ? target : null, options)
-  } catch (error) {
-    if (!(error instanceof RxrnnError)) throw error
-    problems.push(...error.problems)
-  }
+  problems.push(...checkWebSocketOptions(isUrl(target) ? target : null, options, platform))
   if (problems.length > 0) {
     throw new RxrnnError('bad_config', 'Invalid webSocketSink arguments; fix these and try again', problems)
   }

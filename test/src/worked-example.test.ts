@@ -5,7 +5,13 @@ import { createModel } from '../../src/index.js'
 // hidden units and 1 linear output, stepped by hand over three events.
 describe("the README's worked example", () => {
   it('matches the hand computation step by step', () => {
-    const model = createModel({ cell: 'rnn_relu', inputSize: 2, hiddenSize: 2, outputSize: 1, dtype: 'float64' })
+    const model = createModel({
+      cell: 'rnn_relu',
+      inputSize: 2,
+      hiddenSize: 2,
+      outputSize: 1,
+      dtype: 'float64',
+    })
     const set = (name: string, values: number[]) => model.getParameter(name).set(values)
     set('rnn.weight_ih_l0', [1, -1, 0.5, 1])
     set('rnn.bias_ih_l0', [0, 0.5])

@@ -1,15 +1,12 @@
-import { readFile } from 'node:fs/promises'
-import {
-  asyncScheduler,
-  defer,
-  from,
-  map,
-  mergeMap,
-  type Observable,
-  type SchedulerLike,
-  take,
-  timer,
-} from 'rxjs'
+/**
+ * CSV files as rows, on csv-parse: `readCsv` for text in memory, `openCsv` and `csvRows$` for files
+ * of any size, read as a stream (chunk by chunk, at the pace of the consumer).
+ */
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { CsvError, type Info, type Options, parse } from 'csv-parse'
+import { parse as parseText } from 'csv-parse/sync'
+import { asyncScheduler, Observable, type SchedulerAction, type SchedulerLike } from 'rxjs'
 import { RxrnnError } from '../../../src/errors.js'
 
 /** A parsed CSV file: the header row, and one record per data row keyed by header name. */
@@ -31,53 +28,273 @@ export interface CsvRowsOptions {
   scheduler?: SchedulerLike
 }
 
-// The 1-based line where each row read by `readCsv` starts, so that later errors can point at it.
+/**
+ * An open CSV file: its header, and its data rows read on demand (the file is read a chunk at a
+ * time as the rows are pulled, so its size does not matter). Close it when you stop early.
+ */
+export interface CsvFile {
+  /** Column names, from the header row, in file order (empty for an empty file). */
+  readonly columns: string[]
+  /** The data rows, in order, each pulled when asked for. Throws `bad_input` at a malformed row. */
+  readonly rows: AsyncIterableIterator<Record<string, string>>
+  /** The file's size in bytes. */
+  readonly size: number
+  /** Bytes read from the file so far (ahead of the rows pulled by at most a chunk or two). */
+  bytesRead(): number
+  /** Stops reading and closes the file; idempotent. */
+  close(): void
+}
+
+// The 1-based line where each row read by `readCsv` or `openCsv` starts, so later errors can point at it.
 const rowLines = new WeakMap<object, number>()
 
+// RFC 4180, strict about quotes; blank lines and a byte-order mark are skipped; ragged rows are
+// let through to be reported with their line by `Rows`.
+const parserOptions: Options = {
+  bom: true,
+  skip_empty_lines: true,
+  relax_column_count: true,
+  info: true,
+}
+
+/** A record from csv-parse with `info: true`. */
+interface ParsedRecord {
+  record: string[]
+  info: Info
+}
+
 /**
- * Parses CSV text (RFC 4180): a header row, then data rows; fields separated by commas; quoted
- * fields may hold commas, line breaks and doubled quotes (`""`). Line breaks may be CRLF, LF or
- * CR; a leading byte-order mark and blank lines are skipped; a final line break is optional.
- * Fields are not trimmed. A stray quote inside an unquoted field is kept as text.
+ * Turns csv-parse's records into rows: the header, each row's starting line, and the problems.
+ * csv-parse's `info.lines` is the line a record ends on, except that it counts a CRLF inside a
+ * quoted field twice; the CRLFs inside fields are counted here and taken off.
+ */
+class Rows {
+  columns: string[] | null = null
+  /** No column name that plain assignment would treat specially. */
+  private plainColumns = true
+  /** Line of the end of the last record, corrected. */
+  private endLine = 0
+  private emptyLines = 0
+  private innerCrlf = 0
+
+  /** The row for a record, or null for the header; throws `bad_input` for a ragged row. */
+  accept(parsed: ParsedRecord): Record<string, string> | null {
+    const { record, info } = parsed
+    const line = this.startLine(info.empty_lines)
+    for (const field of record) this.innerCrlf += countCrlf(field)
+    this.endLine = info.lines - this.innerCrlf
+    this.emptyLines = info.empty_lines
+    if (this.columns === null) {
+      this.columns = record
+      this.plainColumns = !record.includes('__proto__')
+      const seen = new Set<string>()
+      const problems: string[] = []
+      for (const name of record) {
+        if (seen.has(name)) problems.push(`line ${line}: column "${name}" appears twice in the header`)
+        seen.add(name)
+      }
+      if (problems.length > 0) throw csvError(problems)
+      return null
+    }
+    const columns = this.columns
+    if (record.length !== columns.length) {
+      throw csvError([`line ${line}: ${record.length} fields, but the header has ${columns.length}`])
+    }
+    let row: Record<string, string>
+    if (this.plainColumns) {
+      // Same keys in the same order: every row shares one object shape.
+      row = {}
+      for (let k = 0; k < columns.length; k++) row[columns[k]!] = record[k]!
+    } else {
+      // fromEntries defines own properties, so a column named "__proto__" stays a plain column.
+      row = Object.fromEntries(columns.map((name, k) => [name, record[k]!]))
+    }
+    rowLines.set(row, line)
+    return row
+  }
+
+  /** csv-parse's error, with the line of the problem and what to do. */
+  explain(error: unknown): unknown {
+    if (!(error instanceof CsvError)) return error
+    const { lines, empty_lines } = error as CsvError & Partial<Info>
+    const at = lines === undefined ? '' : `line ${lines - this.innerCrlf}: `
+    switch (error.code) {
+      case 'CSV_QUOTE_NOT_CLOSED':
+        return csvError([
+          `line ${this.startLine(empty_lines ?? this.emptyLines)}: a quoted field is never closed`,
+        ])
+      case 'CSV_INVALID_CLOSING_QUOTE':
+        return csvError([`${at}text after the closing quote of a field (quote a quote as "")`])
+      case 'INVALID_OPENING_QUOTE':
+        return csvError([
+          `${at}a quote inside an unquoted field (quote the field and double the quote: "x""y")`,
+        ])
+      default:
+        return csvError([`${at}${error.message}`])
+    }
+  }
+
+  private startLine(emptyLines: number): number {
+    return this.endLine + (emptyLines - this.emptyLines) + 1
+  }
+}
+
+function countCrlf(field: string): number {
+  let count = 0
+  for (let k = field.indexOf('\r\n'); k >= 0; k = field.indexOf('\r\n', k + 2)) count++
+  return count
+}
+
+/**
+ * Parses CSV text (RFC 4180) with csv-parse: a header row, then data rows; fields separated by
+ * commas; quoted fields may hold commas, line breaks and doubled quotes (`""`). Line breaks may be
+ * CRLF, LF or CR (one kind per file); a leading byte-order mark and blank lines are skipped; a
+ * final line break is optional. Fields are not trimmed.
  *
- * @throws RxrnnError `bad_input` for an unterminated quote, text after a closing quote, a
- * duplicate column name, or rows with a different number of fields than the header, naming the
- * line of each.
+ * @throws RxrnnError `bad_input` for an unterminated quote, text after a closing quote, a quote
+ * inside an unquoted field, a duplicate column name, or rows with a different number of fields
+ * than the header (every one of those is listed), naming the line of each.
  *
  * @example
  * const { columns, rows } = readCsv('date,close\r\n2020-01-02,"3,257.85"\r\n')
  * // columns: ['date', 'close'], rows: [{ date: '2020-01-02', close: '3,257.85' }]
  */
 export function readCsv(text: string): CsvTable {
-  const records = parseRecords(text)
-  const header = records[0]
-  if (header === undefined) return { columns: [], rows: [] }
-  const columns = header.fields
-  const problems: string[] = []
-  const seen = new Set<string>()
-  for (const name of columns) {
-    if (seen.has(name)) problems.push(`line ${header.line}: column "${name}" appears twice in the header`)
-    seen.add(name)
-  }
+  const reader = new Rows()
   const rows: Record<string, string>[] = []
-  for (let r = 1; r < records.length; r++) {
-    const { fields, line } = records[r]!
-    if (fields.length !== columns.length) {
-      problems.push(`line ${line}: ${fields.length} fields, but the header has ${columns.length}`)
-      continue
+  const problems: string[] = []
+  const onRecord = (parsed: ParsedRecord): undefined => {
+    try {
+      const row = reader.accept(parsed)
+      if (row !== null) rows.push(row)
+    } catch (error) {
+      if (!(error instanceof RxrnnError)) throw error
+      problems.push(...error.problems)
     }
-    // fromEntries defines own properties, so a column named "__proto__" stays a plain column.
-    const row: Record<string, string> = Object.fromEntries(columns.map((name, k) => [name, fields[k]!]))
-    rowLines.set(row, line)
-    rows.push(row)
+  }
+  try {
+    // Each record goes to `reader` as it is parsed, so an error later on knows where it is.
+    parseText(text, { ...parserOptions, on_record: onRecord as unknown as Options['on_record'] })
+  } catch (error) {
+    throw reader.explain(error)
   }
   if (problems.length > 0) throw csvError(problems)
-  return { columns, rows }
+  return { columns: reader.columns ?? [], rows }
 }
 
 /**
- * The 1-based line of the file where `row` starts, for a row returned by {@link readCsv} or
- * {@link csvRows$}; `undefined` for rows built elsewhere.
+ * Opens a CSV file and reads its header; the rows follow on demand from `rows`, parsed by
+ * csv-parse as the file streams in, so a file larger than memory reads in constant memory.
+ *
+ * @throws RxrnnError `bad_input` when the file cannot be read or its header is malformed.
+ *
+ * @example
+ * const csv = await openCsv('ticks.csv')
+ * for await (const row of csv.rows) console.log(row.price)
+ */
+export async function openCsv(path: string | URL): Promise<CsvFile> {
+  const file = createReadStream(path, { highWaterMark: 256 * 1024 })
+  const opened = new Promise<number>((resolve, reject) => {
+    file.once('error', reject)
+    file.once('open', (fd: number) => resolve(fd))
+  })
+  let size: number
+  try {
+    await opened
+    size = (await stat(path)).size
+  } catch (e) {
+    file.destroy()
+    throw new RxrnnError('bad_input', `Cannot read CSV file ${String(path)}: ${(e as Error).message}`)
+  }
+  const parser = parse(parserOptions)
+  file.on('error', (e) =>
+    parser.destroy(new RxrnnError('bad_input', `Cannot read CSV file ${String(path)}: ${e.message}`)),
+  )
+  file.pipe(parser)
+  const reader = new Rows()
+  // Records are taken from the parser in paused mode, all that it holds at a time: the stream's
+  // own async iterator costs a promise chain per record, which is most of the time on big files.
+  // Taking nothing leaves the parser's buffer full, which pauses the file (backpressure).
+  const batch: ParsedRecord[] = []
+  let index = 0
+  let ended = false
+  let failure: unknown
+  let wake: (() => void) | null = null
+  const wakeUp = (): void => {
+    const resolve = wake
+    wake = null
+    resolve?.()
+  }
+  parser.on('readable', wakeUp)
+  parser.on('end', () => {
+    ended = true
+    wakeUp()
+  })
+  parser.on('error', (error) => {
+    failure = error
+    wakeUp()
+  })
+  let closed = false
+  const close = (): void => {
+    if (closed) return
+    closed = true
+    file.destroy()
+    parser.destroy()
+    // A read waiting for the parser ends now (with no more rows).
+    wakeUp()
+  }
+  const nextRecord = async (): Promise<ParsedRecord | undefined> => {
+    for (;;) {
+      if (closed) return undefined
+      if (index < batch.length) return batch[index++]
+      if (failure !== undefined) throw reader.explain(failure)
+      batch.length = 0
+      index = 0
+      for (let record = parser.read(); record !== null; record = parser.read()) batch.push(record)
+      if (batch.length > 0) continue
+      if (ended) return undefined
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
+    }
+  }
+  const nextRow = async (): Promise<Record<string, string> | undefined> => {
+    try {
+      for (let parsed = await nextRecord(); parsed !== undefined; parsed = await nextRecord()) {
+        const row = reader.accept(parsed)
+        if (row !== null) return row
+      }
+    } catch (error) {
+      close()
+      throw error
+    }
+    close()
+    return undefined
+  }
+  const header = await nextRecord().catch((error) => {
+    close()
+    throw error
+  })
+  if (header !== undefined) reader.accept(header)
+  const rows: AsyncIterableIterator<Record<string, string>> = {
+    [Symbol.asyncIterator]() {
+      return this
+    },
+    async next() {
+      const row = await nextRow()
+      return row === undefined ? { done: true, value: undefined } : { done: false, value: row }
+    },
+    async return() {
+      close()
+      return { done: true, value: undefined }
+    },
+  }
+  return { columns: reader.columns ?? [], rows, size, bytesRead: () => file.bytesRead, close }
+}
+
+/**
+ * The 1-based line of the file where `row` starts, for a row returned by {@link readCsv},
+ * {@link openCsv} or {@link csvRows$}; `undefined` for rows built elsewhere.
  *
  * @example
  * const { rows } = readCsv('a\n1\n2\n')
@@ -135,10 +352,15 @@ export function selectColumns(
   return out
 }
 
+/** Rows read ahead of the subscriber: enough to ride out a read, few enough to stay small. */
+const READ_AHEAD = 512
+
 /**
  * Reads the CSV file at `path` and emits its data rows (see {@link readCsv}), optionally paced at
  * `ratePerSecond` to replay a recording as a live feed. Cold: each subscription reads the file
- * again. The whole file is read before the first row; this suits files up to some hundreds of MB.
+ * again. The file streams through csv-parse: at most a few hundred rows are read ahead of the
+ * subscriber, and more are read only once it has taken those (synchronously, or at the pace), so
+ * a file of any size replays in constant memory. A malformed row errors the stream at that row.
  *
  * @example
  * // Replay the S&P 500 file at 20 trading days per second, as a vector [open, close] per day.
@@ -157,119 +379,89 @@ export function csvRows$(
       `csvRows$: ratePerSecond must be a positive number, got ${ratePerSecond}; omit it to emit rows unpaced`,
     )
   }
-  return defer(async () => {
-    let text: string
-    try {
-      text = await readFile(path, 'utf8')
-    } catch (e) {
-      throw new RxrnnError('bad_input', `Cannot read CSV file ${String(path)}: ${(e as Error).message}`)
+  return new Observable<Record<string, string>>((subscriber) => {
+    let csv: CsvFile | undefined
+    let queue: Record<string, string>[] = []
+    let head = 0
+    let done = false
+    let filling: Promise<void> | null = null
+    /** Reads rows until READ_AHEAD wait (or the file ends); one read at a time. */
+    const fill = (): Promise<void> => {
+      filling ??= (async () => {
+        if (head > 0) {
+          queue = queue.slice(head)
+          head = 0
+        }
+        while (!done && queue.length < READ_AHEAD && !subscriber.closed) {
+          const next = await csv!.rows.next()
+          if (next.done) done = true
+          else queue.push(next.value)
+        }
+      })().finally(() => {
+        filling = null
+      })
+      return filling
     }
-    return readCsv(text).rows
-  }).pipe(
-    mergeMap((rows) =>
-      ratePerSecond === undefined
-        ? from(rows)
-        : timer(0, 1000 / ratePerSecond, scheduler).pipe(
-            take(rows.length),
-            map((i) => rows[i]!),
-          ),
-    ),
-  )
+    const fail = (error: unknown): void => {
+      if (!subscriber.closed) subscriber.error(error)
+    }
+
+    const unpaced = async (): Promise<void> => {
+      for (;;) {
+        await fill()
+        while (head < queue.length) {
+          if (subscriber.closed) return
+          subscriber.next(queue[head++]!)
+        }
+        if (done) {
+          subscriber.complete()
+          return
+        }
+      }
+    }
+
+    const period = ratePerSecond === undefined ? 0 : 1000 / ratePerSecond
+    const tick = function (this: SchedulerAction<undefined> | undefined): void {
+      if (subscriber.closed) return
+      if (head === queue.length) {
+        if (done) subscriber.complete()
+        // The reader fell behind the pace: go on as soon as it has rows.
+        else fill().then(() => scheduler.schedule(tick), fail)
+        return
+      }
+      subscriber.next(queue[head++]!)
+      if (head === queue.length && done) {
+        subscriber.complete()
+        return
+      }
+      if (!done && queue.length - head < READ_AHEAD / 2) fill().catch(fail)
+      if (this) this.schedule(undefined, period)
+      else scheduler.schedule(tick, period)
+    }
+
+    openCsv(path)
+      .then(async (opened) => {
+        csv = opened
+        if (subscriber.closed) return opened.close()
+        if (ratePerSecond === undefined) return unpaced()
+        await fill()
+        if (!subscriber.closed) scheduler.schedule(tick)
+      })
+      .catch(fail)
+    return () => csv?.close()
+  })
 }
 
 const NUMBER = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/
 
-interface CsvRecord {
-  fields: string[]
-  line: number
-}
-
-function parseRecords(text: string): CsvRecord[] {
-  const records: CsvRecord[] = []
-  const n = text.length
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0
-  let line = 1
-  const problems: string[] = []
-  while (i < n) {
-    const recordLine = line
-    const fields: string[] = []
-    let quoted = false
-    for (;;) {
-      if (text.charCodeAt(i) === QUOTE) {
-        quoted = true
-        const quoteLine = line
-        let value = ''
-        let start = ++i
-        for (;;) {
-          const q = text.indexOf('"', i)
-          if (q < 0) throw csvError([`line ${quoteLine}: a quoted field is never closed`])
-          line += countLineBreaks(text, i, q)
-          if (text.charCodeAt(q + 1) === QUOTE) {
-            value += text.slice(start, q + 1)
-            i = start = q + 2
-          } else {
-            value += text.slice(start, q)
-            i = q + 1
-            break
-          }
-        }
-        fields.push(value)
-        const c = text.charCodeAt(i)
-        if (i < n && c !== COMMA && c !== LF && c !== CR) {
-          problems.push(`line ${line}: text after the closing quote of a field (quote a quote as "")`)
-          while (i < n && text.charCodeAt(i) !== COMMA && !isLineBreak(text.charCodeAt(i))) i++
-        }
-      } else {
-        let j = i
-        while (j < n) {
-          const c = text.charCodeAt(j)
-          if (c === COMMA || c === LF || c === CR) break
-          j++
-        }
-        fields.push(text.slice(i, j))
-        i = j
-      }
-      if (i < n && text.charCodeAt(i) === COMMA) {
-        i++
-        continue
-      }
-      if (text.charCodeAt(i) === CR) i++
-      if (text.charCodeAt(i) === LF) i++
-      line++
-      break
-    }
-    const blank = fields.length === 1 && fields[0] === '' && !quoted
-    if (!blank) records.push({ fields, line: recordLine })
-  }
-  if (problems.length > 0) throw csvError(problems)
-  return records
-}
-
-function countLineBreaks(text: string, from: number, to: number): number {
-  let count = 0
-  for (let k = from; k < to; k++) {
-    const c = text.charCodeAt(k)
-    if (c === LF || (c === CR && text.charCodeAt(k + 1) !== LF)) count++
-  }
-  return count
-}
-
-function isLineBreak(c: number): boolean {
-  return c === LF || c === CR
-}
-
 function csvError(problems: string[]): RxrnnError {
   const shown =
     problems.length > 20 ? [...problems.slice(0, 20), `and ${problems.length - 20} more`] : problems
-  const hint = 'fix the file (RFC 4180: quote fields holding commas, quotes or line breaks)'
+  const hint =
+    'fix the file (RFC 4180: quote fields holding commas, quotes or line breaks, and double the quotes in them)'
   return new RxrnnError(
     'bad_input',
     shown.length === 1 ? `Malformed CSV: ${shown[0]}; ${hint}` : `Malformed CSV (${hint})`,
     shown,
   )
 }
-
-const QUOTE = 34
-const COMMA = 44
-const LF = 10
-const CR = 13

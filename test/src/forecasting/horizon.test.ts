@@ -80,6 +80,23 @@ describe('horizon validation and bookkeeping', () => {
     )
   })
 
+  it('refuses a horizon with a forward-mode algorithm, whose loss enters step by step', () => {
+    const model = smallModel('gru', 1, 1, { outputSize: 2 })
+    let error: RxrnnError | undefined
+    try {
+      new OnlineTrainer(model, {
+        algorithm: 'rtrl',
+        k1: 1,
+        horizon: 2,
+        loss: 'mse',
+        optimizer: { type: 'sgd', lr: 0.1 },
+      })
+    } catch (e) {
+      error = e as RxrnnError
+    }
+    expect(error?.problems.join()).toMatch(/horizon 2 needs algorithm 'tbptt'/)
+  })
+
   it('refuses an outputSize that is not horizon × target width', () => {
     const model = smallModel('gru', 1, 1, { outputSize: 5 })
     expect(

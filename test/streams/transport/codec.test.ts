@@ -317,7 +317,7 @@ describe('typed arrays in msgpack', () => {
     const encoded = encodeFrame({ type: 'tick', key: 'k', x, y, id: 1 }, 'msgpack')
     for (const offset of [1, 3, 5, 7]) {
       const pool = Buffer.alloc(encoded.length + 16)
-      encoded.copy(pool, offset)
+      pool.set(encoded, offset)
       const received = pool.subarray(offset, offset + encoded.length)
       expect(received.byteOffset % 8).not.toBe(0)
       const value = decoded(decodeFrame(received, true)) as { x: Float64Array; y: Float32Array }
