@@ -20,11 +20,13 @@ import {
   createModel,
   DRIFT_DETECTORS,
   DRIFT_RESPONSES,
+  ForecastTracker,
   LOSS_NAMES,
   MISSING_POLICIES,
   RxrnnError,
 } from '../../src/index.js'
 import { resolveTrainerOptions } from '../../src/trainer-options.js'
+import type { ServeForecastingOptions } from '../server/forecasting.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
 import { metricsLine } from './format.js'
@@ -85,6 +87,8 @@ export interface ServeConfigFile {
   metricsIntervalMs?: number
   checkpoint?: { path: string; everyMs?: number }
   dashboard?: boolean
+  /** Intervals, anomalies, drift, time and missing values, as `serve` takes them; flags win. */
+  forecasting?: ServeForecastingOptions
 }
 
 /** Where a flag's value came from (commander's `getOptionValueSource`). */
@@ -103,6 +107,7 @@ const CONFIG_FIELDS: readonly string[] = [
   'metricsIntervalMs',
   'checkpoint',
   'dashboard',
+  'forecasting',
 ]
 
 /** Which flag and config field set what a core problem message starts with. */
@@ -325,6 +330,15 @@ export async function loadServeConfig(path: string): Promise<ServeConfigFile> {
   if (record.dashboard !== undefined && typeof record.dashboard !== 'boolean') {
     problems.push('dashboard must be true or false')
   }
+  const forecasting = record.forecasting
+  if (
+    forecasting !== undefined &&
+    (typeof forecasting !== 'object' || forecasting === null || Array.isArray(forecasting))
+  ) {
+    problems.push(
+      'forecasting must be an object such as { "coverage": 0.9, "drift": { "response": "reset" } }',
+    )
+  }
   if (problems.length > 0) throw new RxrnnError('bad_config', `Invalid config file ${path}`, problems)
   return record as ServeConfigFile
 }
@@ -375,8 +389,21 @@ export function resolveServeOptions(
     // k2 must reach back over the horizon: unless given, it does.
     if (trainer.k2 === undefined && typeof trainer.k1 === 'number') trainer.k2 = trainer.k1 + horizon - 1
   }
-  if (typeof model.inputSize === 'number' && (flags.missing || flags.timeFeature)) {
-    model.inputSize = model.inputSize * (flags.missing ? 2 : 1) + (flags.timeFeature ? 1 : 0)
+  // The file's forecasting settings, then the flags over them.
+  const forecasting: ServeForecastingOptions = { ...file.forecasting }
+  if (flags.coverage !== undefined) forecasting.coverage = flags.coverage
+  if (flags.anomalyThreshold !== undefined) forecasting.anomalyThreshold = flags.anomalyThreshold
+  if (flags.drift !== undefined || flags.onDrift !== undefined) {
+    forecasting.drift = {
+      ...forecasting.drift,
+      ...(typeof flags.drift === 'string' ? { detector: flags.drift } : {}),
+      ...(flags.onDrift ? { response: flags.onDrift } : {}),
+    }
+  }
+  if (flags.timeFeature) forecasting.timeFeature = true
+  if (flags.missing) forecasting.missing = flags.missing
+  if (typeof model.inputSize === 'number' && (forecasting.missing || forecasting.timeFeature)) {
+    model.inputSize = model.inputSize * (forecasting.missing ? 2 : 1) + (forecasting.timeFeature ? 1 : 0)
   }
   // 0 (a flag) or null (a file) turns clipping off.
   const clipNorm = pick('clipNorm', trainer.clipNorm)
@@ -415,6 +442,7 @@ export function resolveServeOptions(
     if (!(error instanceof RxrnnError)) throw error
     problems.push(...error.problems.map(where))
   }
+  problems.push(...forecastingProblems(forecasting))
   if (problems.length > 0 || built === undefined) {
     throw new RxrnnError('bad_config', 'Invalid model or trainer settings for rxrnn serve', problems)
   }
@@ -435,23 +463,37 @@ export function resolveServeOptions(
     const everyMs = pick('checkpointEvery', file.checkpoint?.everyMs) ?? 60_000
     options.checkpoint = { path: checkpointPath, everyMs }
   }
-  const forecasting: NonNullable<ServeOptions['forecasting']> = {}
-  if (flags.coverage !== undefined) forecasting.coverage = flags.coverage
-  if (flags.anomalyThreshold !== undefined) forecasting.anomalyThreshold = flags.anomalyThreshold
-  if (flags.drift !== undefined || flags.onDrift !== undefined) {
-    forecasting.drift = {
-      ...(typeof flags.drift === 'string' ? { detector: flags.drift } : {}),
-      ...(flags.onDrift ? { response: flags.onDrift } : {}),
-    }
-  }
-  if (flags.timeFeature) forecasting.timeFeature = true
-  if (flags.missing) forecasting.missing = flags.missing
   if (Object.keys(forecasting).length > 0) options.forecasting = forecasting
   const tokenValue = pick('token', file.token)
   if (tokenValue !== undefined) options.token = tokenValue
   const idleMs = pick('idleMs', file.idleMs)
   if (idleMs !== undefined) options.idleMs = idleMs
   return options
+}
+
+/** What is wrong with the forecasting settings (flags or the file's `forecasting`), each naming where it is set. */
+function forecastingProblems(f: ServeForecastingOptions): string[] {
+  const problems: string[] = []
+  try {
+    // The same checks the server runs per key, now, before anything listens.
+    new ForecastTracker(1, 1, {
+      ...(f.coverage === undefined ? {} : { coverage: f.coverage }),
+      ...(f.anomalyThreshold === undefined ? {} : { anomalyThreshold: f.anomalyThreshold }),
+      ...(f.drift === undefined ? {} : { drift: f.drift }),
+    })
+  } catch (error) {
+    if (!(error instanceof RxrnnError)) throw error
+    problems.push(
+      ...error.problems.map(
+        (p) => `${p} (--coverage, --anomaly-threshold, --drift, --on-drift, or forecasting.*)`,
+      ),
+    )
+  }
+  if (f.missing !== undefined && !MISSING_POLICIES.includes(f.missing))
+    problems.push(
+      `missing is ${JSON.stringify(f.missing)}; use one of ${MISSING_POLICIES.join(', ')} (--missing, or forecasting.missing)`,
+    )
+  return problems
 }
 
 /** A number strictly between 0 and 1 (a coverage or a threshold). */

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
@@ -238,5 +238,42 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     // Finite bounds straight away (a fresh key's would be ±Infinity until ~10 outcomes are in).
     expect(Number.isFinite((frame.lower as number[])[0])).toBe(true)
     expect(Number.isFinite((frame.upper as number[])[0])).toBe(true)
+  })
+
+  it('a --config file may hold forecasting settings (flags win); bad ones are refused, naming where they are set', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rxrnn-forecast-config-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    const good = join(dir, 'good.json')
+    await writeFile(
+      good,
+      JSON.stringify({
+        model: { inputSize: 2, outputSize: 1, hiddenSize: 4 },
+        forecasting: { coverage: 0.8, missing: 'zero' },
+      }),
+    )
+    const url = await serveCli(['--config', good, '--coverage', '0.9'])
+    const producer = await client(url)
+    producer.send({ type: 'tick', key: 'a', x: [1, null], y: 0.5, id: 1 })
+    const at = await producer.waitFor((f) => f.id === 1)
+    expect(producer.frames[at]).toMatchObject({ type: 'prediction' })
+    expect(producer.frames[at]!.lower).toHaveLength(1)
+
+    const bad = join(dir, 'bad.json')
+    await writeFile(
+      bad,
+      JSON.stringify({
+        model: { inputSize: 1, outputSize: 1 },
+        forecasting: { coverage: 2, missing: 'mean' },
+      }),
+    )
+    let stderr = ''
+    const code = await runCli(['serve', '--port', '0', '--config', bad], {
+      stdout: { write: () => true, isTTY: false, columns: 200 },
+      stderr: { write: (s: string) => (stderr += s) },
+      signal: new AbortController().signal,
+    })
+    expect(code).not.toBe(0)
+    expect(stderr).toMatch(/coverage is 2; it must be a number in \(0, 1\).*or forecasting\.\*\)/)
+    expect(stderr).toMatch(/missing is "mean"; use one of last, zero \(--missing, or forecasting\.missing\)/)
   })
 })
