@@ -5,7 +5,8 @@
  *   node --expose-gc --import tsx bench/index.ts [--quick] [--only 1,3] [--json out.json] [--long]
  *
  * Sections: 1 inference latency, 2 training cost, 3 many keys, 4 end to end over WebSocket,
- * 5 memory, 6 allocation, 7 learning without truncation (RTRL, SnAp-1, UORO beside TBPTT).
+ * 5 memory, 6 allocation, 7 learning without truncation (RTRL, SnAp-1, UORO beside TBPTT), 8 slow readers,
+ * 9 NATS (scaling out; needs nats-server).
  * Peer libraries live in bench/node_modules (installed here on first run with `npm --prefix bench ci`); a peer that cannot load is reported as unavailable, with why.
  *
  * Every section runs in a fresh child process (this file again, with `--section N`, started with
@@ -43,7 +44,7 @@ if (args.help) {
   console.log(
     'usage: node --expose-gc --import tsx bench/index.ts [--quick] [--only 1,3] [--json out.json] [--long]\n' +
       '  sections: 1 inference, 2 training, 3 many keys, 4 end to end, 5 memory, 6 allocation,\n' +
-      '            7 gradient algorithms (TBPTT, RTRL, SnAp-1, UORO)\n' +
+      '            7 gradient algorithms (TBPTT, RTRL, SnAp-1, UORO), 8 slow readers, 9 NATS\n' +
       '  --quick: short runs (a smoke test); --long: lift the time caps of sections 5 and 6\n' +
       '  each section runs in a fresh node process started with the same flags',
   )
@@ -61,7 +62,7 @@ interface Section {
   readonly nodeFlags?: readonly string[]
 }
 
-const SECTIONS: Record<1 | 2 | 3 | 4 | 5 | 6 | 7, Section> = {
+const SECTIONS: Record<1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9, Section> = {
   1: { name: 'inference', load: async () => (await import('./sections/inference.js')).runInference },
   2: { name: 'training', load: async () => (await import('./sections/training.js')).runTraining },
   3: { name: 'keys', load: async () => (await import('./sections/keys.js')).runKeys },
@@ -76,6 +77,8 @@ const SECTIONS: Record<1 | 2 | 3 | 4 | 5 | 6 | 7, Section> = {
     nodeFlags: ['--max-semi-space-size=1'],
   },
   7: { name: 'algorithms', load: async () => (await import('./sections/algorithms.js')).runAlgorithms },
+  8: { name: 'slow readers', load: async () => (await import('./sections/slow-readers.js')).runSlowReaders },
+  9: { name: 'nats', load: async () => (await import('./sections/nats.js')).runNats },
 }
 type SectionNumber = keyof typeof SECTIONS
 

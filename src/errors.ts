@@ -14,11 +14,11 @@ export class RxrnnError extends Error {
   readonly problems: readonly string[]
 
   constructor(code: RxrnnErrorCode, message: string, problems: readonly string[] = [message]) {
-    // A single problem still reaches the message (it is all most users read), unless it is the message.
+    // A single problem still reaches the message (it is all most users read), unless it is there already.
     super(
       problems.length > 1
         ? `${message}:\n  - ${problems.join('\n  - ')}`
-        : problems.length === 1 && problems[0] !== message
+        : problems.length === 1 && !message.includes(problems[0]!)
           ? `${message}: ${problems[0]}`
           : message,
     )
@@ -39,6 +39,8 @@ export type RxrnnErrorCode =
   | 'missing_key'
   | 'bad_key'
   | 'payload_too_large'
+  /** A server limit refused the frame (new keys per second); retry later, more slowly. */
+  | 'rate_limited'
   | 'internal'
 
 /** Throws `RxrnnError(code, message, problems)` when `problems` is not empty. */

@@ -395,8 +395,14 @@ export class KeyedTrainer {
     })
   }
 
-  /** Resumes `snapshot()`'s bytes; `onEvict` is not saved, pass it again. */
-  static fromSnapshot(bytes: Uint8Array, options: Pick<KeyedTrainerOptions, 'onEvict'> = {}): KeyedTrainer {
+  /**
+   * Resumes `snapshot()`'s bytes; `onEvict` is not saved, pass it again. Options given here
+   * replace the saved ones (a server's limits come from its flags, not from its checkpoint).
+   */
+  static fromSnapshot(
+    bytes: Uint8Array,
+    options: Pick<KeyedTrainerOptions, 'onEvict' | 'maxKeys' | 'idleMs' | 'staggerUpdates'> = {},
+  ): KeyedTrainer {
     const body = decodeSnapshot(bytes, 'keyed-trainer')
     const isObject = (v: unknown) => v !== null && typeof v === 'object'
     const trainer = OnlineTrainer.fromState(field(body, 'trainer', isObject, 'a trainer'))

@@ -1,5 +1,5 @@
 /** One-line human renderings of metrics, updates and predictions, for serve's progress and tail. */
-import type { MetricsFrame } from '../transport/protocol.js'
+import { asServerFrame, type MetricsFrame } from '../transport/protocol.js'
 
 /** A number with about 4 significant digits; `–` for null, undefined or non-finite. */
 export function num(value: unknown, digits = 4): string {
@@ -59,8 +59,10 @@ export function metricsLine(m: MetricsFrame, eventsPerSecond = m.eventsPerSecond
 /** A server frame as tail prints it; undefined for frames tail does not show. */
 export function frameLine(frame: Record<string, unknown>): string | undefined {
   switch (frame.type) {
-    case 'metrics':
-      return `metrics     ${metricsLine(frame as unknown as MetricsFrame)}`
+    case 'metrics': {
+      const metrics = asServerFrame(frame)
+      return metrics?.type === 'metrics' ? `metrics     ${metricsLine(metrics)}` : undefined
+    }
     case 'update': {
       const flags = [frame.clipped === true ? 'clipped' : '', frame.skipped === true ? 'skipped' : '']
       return [

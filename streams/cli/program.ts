@@ -14,6 +14,7 @@ import { registerReplay } from './replay.js'
 import { registerServe } from './serve.js'
 import { registerTail } from './tail.js'
 import { packageVersion } from './version.js'
+import { registerWorker } from './worker.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
@@ -38,12 +39,14 @@ export function createProgram(io: CliIo, done: (code: number) => void = () => {}
         '  rxrnn serve --input-size 3 --output-size 1 --cell lstm --hidden-size 64\n' +
         '  rxrnn replay prices.csv --x open,close --y close --target next --rate 50\n' +
         '  rxrnn tail --channels updates,metrics\n' +
-        '  rxrnn demo --quick',
+        '  rxrnn demo --quick\n' +
+        '  rxrnn worker --nats nats://127.0.0.1:4222 --own 0-7 --checkpoint-dir ckpt --input-size 3 --output-size 1',
     )
   registerServe(program, io, done)
   registerReplay(program, io, done)
   registerTail(program, io, done)
   registerDemo(program, io, done)
+  registerWorker(program, io, done)
   return program
 }
 

@@ -6,7 +6,7 @@ import { basename, extname } from 'node:path'
 import { type Command, Option } from 'commander'
 import { RxrnnError } from '../../src/index.js'
 import { type CsvFile, csvLineOf, openCsv, selectColumns } from '../server/feeds/csv.js'
-import type { MetricsFrame, WelcomeFrame } from '../transport/protocol.js'
+import { asServerFrame, type MetricsFrame, type WelcomeFrame } from '../transport/protocol.js'
 import { CliConnection, type ClientFlags, hello, type ServerMessage } from './connect.js'
 import { count, num, percent } from './format.js'
 import { type CliIo, StatusLine, sleep, UsageError } from './io.js'
@@ -154,8 +154,9 @@ export async function runReplay(file: string, flags: ReplayFlags, io: CliIo): Pr
   let metrics: MetricsFrame | undefined
   const onFrame = (frame: ServerMessage): void => {
     const id = typeof frame.id === 'number' ? frame.id : undefined
-    if (frame.type === 'metrics') metrics = frame as unknown as MetricsFrame
-    else if (frame.type === 'welcome' && id === -1) welcome = frame as unknown as WelcomeFrame
+    const known = asServerFrame(frame)
+    if (known?.type === 'metrics') metrics = known
+    else if (known?.type === 'welcome' && id === -1) welcome = known
     else if (frame.type === 'prediction' && id !== undefined && pending.delete(id)) summary.predictions++
     else if (frame.type === 'error') {
       summary.errors++

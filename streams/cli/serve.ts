@@ -2,57 +2,41 @@
  * `rxrnn serve`: the streaming server of `server.ts`, with the model and trainer from flags or a
  * JSON config file (flags win), live progress, and a clean shutdown on SIGINT / SIGTERM.
  */
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import type {
-  CellKind,
   DriftDetectorName,
   DriftResponse,
-  DType,
-  LossName,
   MissingPolicy,
-  Model,
   ModelConfig,
   TrainerOptions,
 } from '../../src/index.js'
 import {
-  CELL_KINDS,
   createModel,
   DRIFT_DETECTORS,
   DRIFT_RESPONSES,
   ForecastTracker,
-  LOSS_NAMES,
   MISSING_POLICIES,
   RxrnnError,
 } from '../../src/index.js'
-import { resolveTrainerOptions } from '../../src/trainer-options.js'
+import type { ExplicitSettings } from '../server/checkpointer.js'
 import type { ServeForecastingOptions } from '../server/forecasting.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
 import { metricsLine } from './format.js'
+import { type GatewayFlags, runGateway } from './gateway.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
-import { integer, number, parseBytes, parseDuration, token } from './parse.js'
+import { addModelFlags, type ModelFlags, resolveModelFlags } from './model-flags.js'
+import { integer, parseBytes, parseDuration, token } from './parse.js'
 
-export const OPTIMIZER_TYPES = ['sgd', 'rmsprop', 'adam', 'adamw'] as const
+export { OPTIMIZER_TYPES } from './model-flags.js'
 
 /** The flags of `rxrnn serve`, as commander parses them. */
-export interface ServeFlags {
+export interface ServeFlags extends ModelFlags {
   config?: string
   host: string
   port: number
-  cell: CellKind
-  inputSize?: number
-  hiddenSize: number
-  outputSize?: number
-  layers: number
-  dtype: DType
-  seed?: number
-  k1: number
-  k2?: number
-  loss: LossName
-  optimizer: (typeof OPTIMIZER_TYPES)[number]
-  lr: number
-  clipNorm: number
   token?: string
   maxPayload: number
   maxKeys: number
@@ -64,6 +48,21 @@ export interface ServeFlags {
   checkpoint?: string
   checkpointEvery: number
   dashboard: boolean
+  allowOrigin?: string[]
+  allowedHost?: string[]
+  maxConnections: number
+  maxConnectionsPerAddress: number
+  pingInterval: number
+  idleTimeout: number
+  headersTimeout: number
+  requestTimeout: number
+  maxSubscribeKeys: number
+  maxNewKeysPerSecond: number
+  maxMemory?: number
+  maxBufferedTotal: number
+  slowReaderGrace: number
+  tlsCert?: string
+  tlsKey?: string
   horizon?: number
   coverage?: number
   anomalyThreshold?: number
@@ -87,6 +86,20 @@ export interface ServeConfigFile {
   metricsIntervalMs?: number
   checkpoint?: { path: string; everyMs?: number }
   dashboard?: boolean
+  allowOrigins?: string[]
+  allowedHosts?: string[]
+  maxConnections?: number
+  maxConnectionsPerAddress?: number
+  pingIntervalMs?: number
+  idleTimeoutMs?: number
+  headersTimeoutMs?: number
+  requestTimeoutMs?: number
+  maxSubscribeKeys?: number
+  maxNewKeysPerSecond?: number
+  maxMemory?: number
+  maxBufferedTotal?: number
+  slowReaderGraceMs?: number
+  tls?: { cert: string; key: string }
   /** Intervals, anomalies, drift, time and missing values, as `serve` takes them; flags win. */
   forecasting?: ServeForecastingOptions
 }
@@ -107,29 +120,46 @@ const CONFIG_FIELDS: readonly string[] = [
   'metricsIntervalMs',
   'checkpoint',
   'dashboard',
+  'allowOrigins',
+  'allowedHosts',
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'pingIntervalMs',
+  'idleTimeoutMs',
+  'headersTimeoutMs',
+  'requestTimeoutMs',
+  'maxSubscribeKeys',
+  'maxNewKeysPerSecond',
+  'maxMemory',
+  'maxBufferedTotal',
+  'slowReaderGraceMs',
+  'tls',
   'forecasting',
 ]
 
-/** Which flag and config field set what a core problem message starts with. */
-const WHERE: Record<string, string> = {
-  cell: '--cell, or model.cell',
-  inputSize: '--input-size, or model.inputSize',
-  hiddenSize: '--hidden-size, or model.hiddenSize',
-  numLayers: '--layers, or model.numLayers',
-  outputSize: '--output-size, or model.outputSize',
-  dtype: '--dtype, or model.dtype',
-  seed: '--seed, or model.seed',
-  k1: '--k1, or trainer.k1',
-  k2: '--k2, or trainer.k2',
-  loss: '--loss, or trainer.loss',
-  clipNorm: '--clip-norm, or trainer.clipNorm',
-  'optimizer.type': '--optimizer, or trainer.optimizer.type',
-  'optimizer.lr': '--lr, or trainer.optimizer.lr',
-}
+/** Numeric server settings of a config file: each a number >= 1. */
+const CONFIG_NUMBERS = [
+  'maxPayload',
+  'maxKeys',
+  'idleMs',
+  'maxBufferedBytes',
+  'metricsIntervalMs',
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'pingIntervalMs',
+  'idleTimeoutMs',
+  'headersTimeoutMs',
+  'requestTimeoutMs',
+  'maxSubscribeKeys',
+  'maxNewKeysPerSecond',
+  'maxMemory',
+  'maxBufferedTotal',
+  'slowReaderGraceMs',
+]
 
 export function registerServe(program: Command, io: CliIo, done: (code: number) => void): void {
-  const command = program
-    .command('serve')
+  const command = program.command('serve')
+  command
     .summary('start the streaming server: a model that learns online from the ticks producers send')
     .description(
       'Start the streaming server: producers send ticks over WebSocket, the model learns online per key and ' +
@@ -143,35 +173,12 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
     )
     .option('--host <host>', 'interface to listen on (0.0.0.0: every interface)', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', integer(0, 65535), 8080)
-    .addOption(new Option('--cell <kind>', 'recurrent cell').choices(CELL_KINDS).default('gru'))
-    .option('--input-size <n>', 'inputs per tick (length of x); required unless in --config', integer(1))
-    .option('--hidden-size <n>', 'hidden units per layer', integer(1), 32)
-    .option(
-      '--output-size <n>',
-      'outputs (regression targets, or classes with --loss cross_entropy); required unless in --config',
-      integer(1),
-    )
-    .option('--layers <n>', 'stacked recurrent layers', integer(1), 1)
-    .addOption(
-      new Option('--dtype <dtype>', 'floating-point type of the weights')
-        .choices(['float32', 'float64'])
-        .default('float32'),
-    )
-    .option('--seed <n>', 'seed of the initial weights (default: random, printed at start)', integer(0))
-    .option('--k1 <n>', 'truncated BPTT: update the weights every k1 ticks of a key', integer(1), 16)
-    .option(
-      '--k2 <n>',
-      'truncated BPTT: backpropagate through the last k2 ticks (>= k1; default k1)',
-      integer(1),
-    )
-    .addOption(new Option('--loss <name>', 'training loss').choices(LOSS_NAMES).default('mse'))
-    .addOption(new Option('--optimizer <type>', 'optimizer').choices(OPTIMIZER_TYPES).default('adam'))
-    .option('--lr <rate>', 'learning rate', number(0), 1e-3)
-    .option('--clip-norm <n>', 'clip the global gradient norm to this (0: no clipping)', number(0), 1)
+  addModelFlags(command)
+  command
     .addOption(
       new Option(
         '--token <token>',
-        'require this token from clients (Authorization: Bearer <token>, or ?token=); others get HTTP 401',
+        'require this token (16+ characters) from clients (Authorization: Bearer <token>); others get HTTP 401, and 429 after 5 wrong ones',
       )
         .env('RXRNN_TOKEN')
         .argParser(token),
@@ -249,11 +256,95 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
         'accept null in x: impute (last value or zero) and add a mask input per feature',
       ).choices(MISSING_POLICIES),
     )
-  command.action(async (flags: ServeFlags, cmd: Command) => {
+    .option(
+      '--allow-origin <origin>',
+      "let pages from this origin (e.g. https://app.example.com) open WebSockets, beside the server's own; repeatable",
+      collect,
+    )
+    .option(
+      '--allowed-host <name>',
+      'accept this Host header beside loopback names (a name a reverse proxy forwards); repeatable',
+      collect,
+    )
+    .option('--max-connections <n>', 'open WebSocket connections at most (more get 503)', integer(1), 1024)
+    .option(
+      '--max-connections-per-address <n>',
+      'open WebSocket connections per client address',
+      integer(1),
+      256,
+    )
+    .addOption(
+      new Option('--ping-interval <duration>', 'how often every connection is pinged')
+        .argParser(parseDuration)
+        .default(5000, '5s'),
+    )
+    .addOption(
+      new Option(
+        '--idle-timeout <duration>',
+        'terminate connections that send nothing, not even a pong, this long',
+      )
+        .argParser(parseDuration)
+        .default(30_000, '30s'),
+    )
+    .addOption(
+      new Option('--headers-timeout <duration>', 'time a client has to send the headers of an HTTP request')
+        .argParser(parseDuration)
+        .default(10_000, '10s'),
+    )
+    .addOption(
+      new Option('--request-timeout <duration>', 'time a client has to send a whole HTTP request')
+        .argParser(parseDuration)
+        .default(30_000, '30s'),
+    )
+    .option('--max-subscribe-keys <n>', 'keys one subscribe frame may name', integer(1), 1000)
+    .option(
+      '--max-new-keys-per-second <n>',
+      'new keys one connection may create per second; more get a rate_limited error frame',
+      integer(1),
+      1000,
+    )
+    .addOption(
+      new Option(
+        '--max-memory <bytes>',
+        "refuse to start when --max-keys keys may not fit in this (default: half the machine's memory)",
+      ).argParser(parseBytes),
+    )
+    .addOption(
+      new Option('--max-buffered-total <bytes>', 'unsent bytes all clients together may have')
+        .argParser(parseBytes)
+        .default(256 << 20, '256mb'),
+    )
+    .addOption(
+      new Option(
+        '--slow-reader-grace <duration>',
+        'close (1013) a client over its --max-buffered-bytes this long',
+      )
+        .argParser(parseDuration)
+        .default(5000, '5s'),
+    )
+    .option('--tls-cert <file>', 'serve https:// and wss:// with this certificate (PEM); needs --tls-key')
+    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+    .option(
+      '--nats <url>',
+      'be a gateway: publish ticks into NATS JetStream partitions and relay the predictions of `rxrnn worker`s',
+    )
+    .option(
+      '--partitions <n>',
+      'with --nats: partitions of the deployment (as the workers)',
+      integer(1, 100_000),
+      16,
+    )
+    .option('--subject-prefix <prefix>', 'with --nats: prefix of every subject and stream', 'rxrnn')
+  command.action(async (flags: ServeFlags & GatewayFlags, cmd: Command) => {
+    if (flags.nats !== undefined) return done(await runGateway(flags, io))
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
     done(await runServe(options, flags, io))
   })
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
 }
 
 /** Reads and shape-checks a `--config` file; every problem is reported at once. */
@@ -306,7 +397,7 @@ export async function loadServeConfig(path: string): Promise<ServeConfigFile> {
   if (port !== undefined && !(Number.isInteger(port) && (port as number) >= 0 && (port as number) <= 65535)) {
     problems.push(`port is ${JSON.stringify(port)}; it must be a whole number from 0 to 65535`)
   }
-  for (const field of ['maxPayload', 'maxKeys', 'idleMs', 'maxBufferedBytes', 'metricsIntervalMs']) {
+  for (const field of CONFIG_NUMBERS) {
     const v = record[field]
     if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 1)) {
       problems.push(`${field} is ${JSON.stringify(v)}; it must be a number >= 1`)
@@ -339,6 +430,19 @@ export async function loadServeConfig(path: string): Promise<ServeConfigFile> {
       'forecasting must be an object such as { "coverage": 0.9, "drift": { "response": "reset" } }',
     )
   }
+  for (const field of ['allowOrigins', 'allowedHosts']) {
+    const v = record[field]
+    if (v !== undefined && !(Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== ''))) {
+      problems.push(`${field} must be a list of non-empty strings`)
+    }
+  }
+  const tls = record.tls as Record<string, unknown> | undefined
+  if (
+    tls !== undefined &&
+    (typeof tls !== 'object' || tls === null || typeof tls.cert !== 'string' || typeof tls.key !== 'string')
+  ) {
+    problems.push('tls must be an object such as { "cert": "server.crt", "key": "server.key" } (PEM files)')
+  }
   if (problems.length > 0) throw new RxrnnError('bad_config', `Invalid config file ${path}`, problems)
   return record as ServeConfigFile
 }
@@ -361,34 +465,6 @@ export function resolveServeOptions(
   const pick = <T>(flag: keyof ServeFlags, fromFile: T | undefined): T | undefined =>
     given(flag) || fromFile === undefined ? (flags[flag] as T | undefined) : fromFile
 
-  const model: Record<string, unknown> = { ...file.model }
-  const modelFields: [keyof ModelConfig, keyof ServeFlags][] = [
-    ['cell', 'cell'],
-    ['inputSize', 'inputSize'],
-    ['hiddenSize', 'hiddenSize'],
-    ['numLayers', 'layers'],
-    ['outputSize', 'outputSize'],
-    ['dtype', 'dtype'],
-    ['seed', 'seed'],
-  ]
-  for (const [field, flag] of modelFields) {
-    const value = pick(flag, model[field])
-    if (value !== undefined) model[field] = value
-  }
-
-  const trainer: Record<string, unknown> = { ...file.trainer }
-  for (const field of ['k1', 'k2', 'loss'] as const) {
-    const value = pick(field, trainer[field])
-    if (value !== undefined) trainer[field] = value
-  }
-  // Forecasting: the model's sizes grow by what the flags add (rows of the head, masks, the time input).
-  const horizon = flags.horizon ?? (trainer.horizon as number | undefined) ?? 1
-  if (horizon > 1) {
-    trainer.horizon = horizon
-    if (typeof model.outputSize === 'number') model.outputSize = model.outputSize * horizon
-    // k2 must reach back over the horizon: unless given, it does.
-    if (trainer.k2 === undefined && typeof trainer.k1 === 'number') trainer.k2 = trainer.k1 + horizon - 1
-  }
   // The file's forecasting settings, then the flags over them.
   const forecasting: ServeForecastingOptions = { ...file.forecasting }
   if (flags.coverage !== undefined) forecasting.coverage = flags.coverage
@@ -402,54 +478,21 @@ export function resolveServeOptions(
   }
   if (flags.timeFeature) forecasting.timeFeature = true
   if (flags.missing) forecasting.missing = flags.missing
-  if (typeof model.inputSize === 'number' && (forecasting.missing || forecasting.timeFeature)) {
-    model.inputSize = model.inputSize * (forecasting.missing ? 2 : 1) + (forecasting.timeFeature ? 1 : 0)
-  }
-  // 0 (a flag) or null (a file) turns clipping off.
-  const clipNorm = pick('clipNorm', trainer.clipNorm)
-  if (clipNorm === 0 || clipNorm === null) delete trainer.clipNorm
-  else trainer.clipNorm = clipNorm
-  let optimizer: Record<string, unknown> = {
-    ...(file.trainer?.optimizer as Record<string, unknown> | undefined),
-  }
-  // Another optimizer type on the command line drops the file's settings that belonged to the old one.
-  if (given('optimizer') && optimizer.type !== flags.optimizer) optimizer = {}
-  optimizer.type = pick('optimizer', optimizer.type)
-  optimizer.lr = pick('lr', optimizer.lr)
-  trainer.optimizer = optimizer
+  const forecastProblems = forecastingProblems(forecasting)
+  if (forecastProblems.length > 0)
+    throw new RxrnnError('bad_config', 'Invalid forecasting settings for rxrnn serve', forecastProblems)
 
-  const problems: string[] = []
-  if (model.inputSize === undefined) {
-    problems.push('inputSize is missing: pass --input-size <n> (or set model.inputSize in the --config file)')
-  }
-  if (model.outputSize === undefined) {
-    problems.push(
-      'outputSize is missing: pass --output-size <n> (or set model.outputSize in the --config file)',
-    )
-  }
-  let built: Model | undefined
-  if (problems.length === 0) {
-    try {
-      built = createModel(model as unknown as ModelConfig)
-    } catch (error) {
-      if (!(error instanceof RxrnnError)) throw error
-      problems.push(...error.problems.map(where))
-    }
-  }
-  try {
-    resolveTrainerOptions(trainer as unknown as TrainerOptions)
-  } catch (error) {
-    if (!(error instanceof RxrnnError)) throw error
-    problems.push(...error.problems.map(where))
-  }
-  problems.push(...forecastingProblems(forecasting))
-  if (problems.length > 0 || built === undefined) {
-    throw new RxrnnError('bad_config', 'Invalid model or trainer settings for rxrnn serve', problems)
-  }
+  const resolved = resolveModelFlags(flags, sourceOf, file, 'rxrnn serve', {
+    horizon: flags.horizon,
+    missing: forecasting.missing !== undefined,
+    timeFeature: forecasting.timeFeature === true,
+  })
+  const built = createModel(resolved.model)
+  const trainer = resolved.trainer
 
   const options: ServeOptions = {
     model: built,
-    trainer: trainer as unknown as TrainerOptions,
+    trainer,
     host: pick('host', file.host) ?? '127.0.0.1',
     port: pick('port', file.port) ?? 8080,
     maxPayload: pick('maxPayload', file.maxPayload) ?? 1 << 20,
@@ -457,7 +500,29 @@ export function resolveServeOptions(
     maxBufferedBytes: pick('maxBufferedBytes', file.maxBufferedBytes) ?? 4 << 20,
     metricsIntervalMs: pick('metricsInterval', file.metricsIntervalMs) ?? 1000,
     dashboard: pick('dashboard', file.dashboard) ?? true,
+    allowOrigins: [...(file.allowOrigins ?? []), ...(flags.allowOrigin ?? [])],
+    allowedHosts: [...(file.allowedHosts ?? []), ...(flags.allowedHost ?? [])],
+    maxConnections: pick('maxConnections', file.maxConnections) ?? 1024,
+    maxConnectionsPerAddress: pick('maxConnectionsPerAddress', file.maxConnectionsPerAddress) ?? 256,
+    pingIntervalMs: pick('pingInterval', file.pingIntervalMs) ?? 5000,
+    idleTimeoutMs: pick('idleTimeout', file.idleTimeoutMs) ?? 30_000,
+    headersTimeoutMs: pick('headersTimeout', file.headersTimeoutMs) ?? 10_000,
+    requestTimeoutMs: pick('requestTimeout', file.requestTimeoutMs) ?? 30_000,
+    maxSubscribeKeys: pick('maxSubscribeKeys', file.maxSubscribeKeys) ?? 1000,
+    maxNewKeysPerSecond: pick('maxNewKeysPerSecond', file.maxNewKeysPerSecond) ?? 1000,
+    maxBufferedTotal: pick('maxBufferedTotal', file.maxBufferedTotal) ?? 256 << 20,
+    slowReaderGraceMs: pick('slowReaderGrace', file.slowReaderGraceMs) ?? 5000,
+    explicit: explicitSettings(flags, given, file),
   }
+  const maxMemory = pick('maxMemory', file.maxMemory)
+  if (maxMemory !== undefined) options.maxMemory = maxMemory
+  const tlsCert = pick('tlsCert', file.tls?.cert)
+  const tlsKey = pick('tlsKey', file.tls?.key)
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together: pass both (PEM files), or neither')
+  }
+  if (tlsCert !== undefined && tlsKey !== undefined)
+    options.tls = { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') }
   const checkpointPath = pick('checkpoint', file.checkpoint?.path)
   if (checkpointPath !== undefined) {
     const everyMs = pick('checkpointEvery', file.checkpoint?.everyMs) ?? 60_000
@@ -504,11 +569,49 @@ function fraction(value: string): number {
   return n
 }
 
-/** Appends the flag and config field a core problem is about, when it is one of ours. */
-function where(problem: string): string {
-  const subject = /^([A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?)/.exec(problem)?.[1]
-  const hint = subject === undefined ? undefined : WHERE[subject]
-  return hint === undefined ? problem : `${problem} (${hint})`
+/**
+ * The model and trainer settings given explicitly (on the command line, by environment, or in
+ * the config file): on resume each must agree with the checkpoint.
+ */
+function explicitSettings(
+  flags: ServeFlags,
+  given: (flag: keyof ServeFlags) => boolean,
+  file: ServeConfigFile,
+): ExplicitSettings {
+  const fm = (file.model ?? {}) as Record<string, unknown>
+  const ft = (file.trainer ?? {}) as Record<string, unknown>
+  const fo = (ft.optimizer ?? {}) as Record<string, unknown>
+  const pickGiven = (flag: keyof ServeFlags, fromFile: unknown): unknown =>
+    given(flag) ? flags[flag] : fromFile
+  const drop = (record: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined))
+  return {
+    model: drop({
+      cell: pickGiven('cell', fm.cell),
+      inputSize: pickGiven('inputSize', fm.inputSize),
+      hiddenSize: pickGiven('hiddenSize', fm.hiddenSize),
+      numLayers: pickGiven('layers', fm.numLayers),
+      outputSize: pickGiven('outputSize', fm.outputSize),
+      dtype: pickGiven('dtype', fm.dtype),
+    }),
+    trainer: drop({
+      k1: pickGiven('k1', ft.k1),
+      k2: pickGiven('k2', ft.k2),
+      loss: pickGiven('loss', ft.loss),
+      clipNorm: pickGiven('clipNorm', ft.clipNorm === null ? 0 : ft.clipNorm),
+      optimizer: pickGiven('optimizer', fo.type),
+      lr: pickGiven('lr', fo.lr),
+    }),
+  }
+}
+
+/** A PEM file's text, or a usage error naming the flag. */
+function readPem(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`)
+  }
 }
 
 /** One line about the model and trainer as served (resumed from a checkpoint or new): enough to reproduce the run. */
@@ -582,7 +685,13 @@ export async function runServe(
   await aborted(io.signal)
   clearInterval(timer)
   status.end()
-  await server.close(1001)
+  try {
+    await server.close(1001)
+  } catch (error) {
+    // The learning since the last good checkpoint is lost: say so, and where that checkpoint is.
+    io.stderr.write(`error: ${error instanceof Error ? error.message : error}\n`)
+    return 1
+  }
   if (!quiet) io.stderr.write(`closed ${server.url} after ${server.metrics().events} ticks\n`)
   return 0
 }

@@ -3,21 +3,26 @@ import { open, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { RxrnnError } from '../../src/index.js'
 
+/** The temporary `writeFileAtomic` writes beside `path`: `<path>.<pid>.<ms>.tmp`. */
+export function temporaryPath(path: string): string {
+  return `${path}.${process.pid}.${Date.now()}.tmp`
+}
+
 /**
  * Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename over the old
  * one, fsync of the folder. A crash at any moment leaves either the old checkpoint or the new
- * one, never a torn file.
+ * one, never a torn file; a failed write removes its temporary.
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temporary = `${path}.${process.pid}.${Date.now()}.tmp`
-  const file = await open(temporary, 'w')
+  const temporary = temporaryPath(path)
   try {
-    await file.writeFile(bytes)
-    await file.sync()
-  } finally {
-    await file.close()
-  }
-  try {
+    const file = await open(temporary, 'w')
+    try {
+      await file.writeFile(bytes)
+      await file.sync()
+    } finally {
+      await file.close()
+    }
     await rename(temporary, path)
   } catch (error) {
     await unlink(temporary).catch(() => {})
@@ -31,13 +36,20 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   }
 }
 
-/** Removes temporary files a crash during `writeFileAtomic(path, …)` left behind. */
+/**
+ * Removes the temporaries a crash during `writeFileAtomic(path, …)` left behind: exactly the
+ * names `<basename>.<digits>.<digits>.tmp`, nothing else (a user's `notes.important.tmp` stays).
+ */
 export async function removeStaleTemporaries(path: string): Promise<number> {
-  const prefix = `${basename(path)}.`
+  const pattern = new RegExp(`^${escapeRegExp(basename(path))}\\.\\d+\\.\\d+\\.tmp$`)
   const names = await readdir(dirname(path)).catch(() => [] as string[])
-  const stale = names.filter((name) => name.startsWith(prefix) && name.endsWith('.tmp'))
+  const stale = names.filter((name) => pattern.test(name))
   await Promise.all(stale.map((name) => unlink(join(dirname(path), name)).catch(() => {})))
   return stale.length
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
 /** The checkpoint's bytes, or null when there is none yet. */

@@ -5,6 +5,7 @@
  */
 
 export { parseDuration, readCheckpoint, writeFileAtomic } from './checkpoint.js'
+export type { ExplicitSettings } from './checkpointer.js'
 export type { DashboardOptions } from './dashboard/index.js'
 export { dashboardRoutes } from './dashboard/index.js'
 export type { CsvRowsOptions, CsvTable } from './feeds/csv.js'
@@ -12,5 +13,6 @@ export { csvRows$, readCsv, selectColumns } from './feeds/csv.js'
 export type { ServeForecastingOptions } from './forecasting.js'
 export { ServerForecasting } from './forecasting.js'
 export { registerForecastingMetrics } from './forecasting-metrics.js'
+export * from './nats/index.js'
 export type { RxrnnServer, ServeOptions } from './server.js'
 export { serve } from './server.js'

@@ -1,46 +1,39 @@
+/**
+ * `serve()`: wires the server's units together. Each is a file of its own, testable without the
+ * others: `learner.ts` (keyed trainer, monitor, deferred updates; no transport), `frames.ts`
+ * (pure frame builders, encode-once `SharedFrame`), `connection.ts` (one client: corking,
+ * subscription, byte budget), `hub.ts` (connections, broadcast, heartbeat, slow readers),
+ * `dispatcher.ts` (what each client frame does), `front-door.ts` (HTTP/HTTPS, upgrade admission,
+ * /metrics), `origins.ts`, `tokens.ts`, `limits.ts`, `checkpointer.ts`, `prometheus.ts`.
+ *
+ * Extension points: a further per-tick output (a forecast ahead, an interval, an anomaly score)
+ * is a field of `TickResult` set in `Learner.tick` and copied into the prediction frame by
+ * `predictionFrame`; another transport (a NATS gateway) drives a `Learner` directly and builds
+ * its replies with `frames.ts`, or calls `Dispatcher` with its own connections.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import type { Duplex } from 'node:stream'
-import type { WebSocket } from 'ws'
-import { WebSocketServer } from 'ws'
-import type { ForecastFields, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
-import { createModel, KeyedTrainer, Model, OnlineTrainer, RxrnnError } from '../../src/index.js'
-import { Monitor } from '../operators/monitor.js'
-import type { FrameEncoding } from '../transport/codec.js'
-import { decodeClientFrame, encodeFrame } from '../transport/codec.js'
-import type {
-  Channel,
-  ClientFrame,
-  MetricsFrame,
-  ModelSummary,
-  PredictionFrame,
-  TickFrame,
-} from '../transport/protocol.js'
-import { errorFrame, PROTOCOL_VERSION } from '../transport/protocol.js'
-import { readCheckpoint, removeStaleTemporaries, writeFileAtomic } from './checkpoint.js'
+import type { KeyedTrainer, Model, ModelConfig, OnlineTrainer, TrainerOptions } from '../../src/index.js'
+import { RxrnnError } from '../../src/index.js'
+import type { Monitor } from '../operators/monitor.js'
+import type { FrameExpectations, MetricsFrame } from '../transport/protocol.js'
+import { DEFAULT_MAX_SUBSCRIBE_KEYS } from '../transport/protocol.js'
+import { readCheckpoint, removeStaleTemporaries } from './checkpoint.js'
+import { Checkpointer, checkResumed, type ExplicitSettings } from './checkpointer.js'
+import type { SendBudget } from './connection.js'
 import { dashboardRoutes } from './dashboard/index.js'
-import type { ServeForecastingOptions } from './forecasting.js'
-import { ServerForecasting } from './forecasting.js'
+import { Dispatcher } from './dispatcher.js'
+import type { ServeForecastingOptions, ServerForecasting } from './forecasting.js'
+import { registerForecastingMetrics } from './forecasting-metrics.js'
+import { metricsFrame, updateFrame } from './frames.js'
+import { FrontDoor } from './front-door.js'
+import { Hub } from './hub.js'
+import { Learner } from './learner.js'
+import { ConnectionLimits, defaultMaxMemory, heapBytesPerKey, memoryProblem } from './limits.js'
+import { originPolicy } from './origins.js'
+import { ServerMetrics } from './prometheus.js'
+import { TokenGate, tokenProblem } from './tokens.js'
 
-/** How long replies may wait in a corked socket while later ticks of the same chunk run, in ms. */
-const CORK_BUDGET_MS = 1
-
-const noUpdates: readonly UpdateReport[] = []
-
-/** The TCP socket under a ws connection. */
-interface Corkable {
-  cork(): void
-  uncork(): void
-}
-
-/** Ends the cork `send` started this turn (a plain function: no closure per batch of replies). */
-function endCork(conn: Connection, tcp: Corkable): void {
-  conn.corked = false
-  tcp.uncork()
-}
-
-/** Options of `serve`. */
+/** Options of `serve`. Every limit has a default fit for a server on the internet. */
 export interface ServeOptions {
   /** The model, or a config to build one. */
   model: Model | ModelConfig
@@ -49,12 +42,24 @@ export interface ServeOptions {
   host?: string
   /** Default 0 (any free port; read it from `server.port`). */
   port?: number
-  /** When set, a connection must present it (`Authorization: Bearer …` or `?token=`); others get 401. */
+  /**
+   * When set (16 characters or more), a connection must present it: `Authorization: Bearer …`,
+   * `?token=` (programs that cannot set headers) or the dashboard's session cookie; others get
+   * 401, and an address with 5 wrong tokens gets 429 for a minute. Also guards `GET /metrics`.
+   */
   token?: string
+  /** Origins (`https://app.example.com`) whose pages may open WebSockets, beside the server's own. */
+  allowOrigins?: readonly string[]
+  /** Host names accepted beside loopback names when listening on loopback (behind a proxy). */
+  allowedHosts?: readonly string[]
+  /** Serve HTTPS and wss:// with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer }
   /** Largest frame accepted, in bytes; a larger one closes the connection with 1009. Default 1 MiB. */
   maxPayload?: number
   /** Keys held at most (least recently seen are evicted first). Default 100 000. */
   maxKeys?: number
+  /** Refuse to start when maxKeys × bytes per key exceeds this. Default: half the machine's memory. */
+  maxMemory?: number
   /**
    * New keys start at staggered phases of their TBPTT window, so many keys never update on the
    * same tick (a latency spike for every producer). Default true.
@@ -70,11 +75,31 @@ export interface ServeOptions {
   deferUpdates?: boolean
   /** Keys unseen this long are evicted. Default: never. */
   idleMs?: number
-  /** Bytes a connection may have unsent before frames to it are dropped (and counted). Default 4 MiB. */
+  /** Bytes a connection may hold unsent (frame overhead included) before frames to it are dropped. Default 4 MiB. */
   maxBufferedBytes?: number
+  /** Bytes all connections together may hold unsent. Default 256 MiB. */
+  maxBufferedTotal?: number
+  /** A connection over its byte budget this long is closed with 1013. Default 5000 ms. */
+  slowReaderGraceMs?: number
+  /** Open WebSocket connections at most; more get HTTP 503. Default 1024. */
+  maxConnections?: number
+  /** Open WebSocket connections per remote address at most. Default 256. */
+  maxConnectionsPerAddress?: number
+  /** How often every connection is pinged, in ms. Default 5000. */
+  pingIntervalMs?: number
+  /** A connection that sends nothing, not even a pong, this long is terminated. Default 30 000 ms. */
+  idleTimeoutMs?: number
+  /** Time a client has to send a request's headers, in ms. Default 10 000. */
+  headersTimeoutMs?: number
+  /** Time a client has to send a whole HTTP request, in ms. Default 30 000. */
+  requestTimeoutMs?: number
+  /** Keys one subscribe may name. Default 1000. */
+  maxSubscribeKeys?: number
+  /** New keys one connection may create per second (bursts as large); the rest get `rate_limited`. Default 1000. */
+  maxNewKeysPerSecond?: number
   /** How often metrics frames go to subscribers. Default 1000 ms. */
   metricsIntervalMs?: number
-  /** Serves extra HTTP routes (the dashboard); return false to fall through to 404. */
+  /** Serves extra HTTP routes; return false to fall through. Host checks apply to them too. */
   http?: (req: IncomingMessage, res: ServerResponse) => boolean
   /** Serves the live dashboard on GET / (after `http`'s routes). Default true. */
   dashboard?: boolean
@@ -83,62 +108,50 @@ export interface ServeOptions {
    * (atomically: a crash leaves the last good one) and a final one on close.
    */
   checkpoint?: { path: string; everyMs: number }
-  /** Log lines (connections, errors). Default: none. */
-  log?: (line: string) => void
+  /** On resume, the model and trainer settings the user set: each must match the checkpoint's. */
+  explicit?: ExplicitSettings
   /**
    * Intervals, anomaly scores, drift detection, irregular time and missing values (see
    * ServeForecastingOptions); the horizon is `trainer.horizon`. Default: none of them.
    */
   forecasting?: ServeForecastingOptions
+  /** Log lines (refusals, errors). Default: none. */
+  log?: (line: string) => void
 }
 
 /** A running server. */
 export interface RxrnnServer {
   readonly host: string
   readonly port: number
-  /** `ws://host:port` */
+  /** `ws://host:port`, or `wss://host:port` with TLS. */
   readonly url: string
   readonly model: Model
   readonly trainer: OnlineTrainer
   readonly keyed: KeyedTrainer
   readonly monitor: Monitor
+  /** What `GET /metrics` serves. */
+  readonly prometheus: ServerMetrics
   /** Intervals, anomalies and drift per key (with `forecasting` or a trainer horizon), else null. */
   readonly forecasting: ServerForecasting | null
   /** The metrics frame subscribers get. */
   metrics(): MetricsFrame
-  /** Writes a checkpoint now (when configured); resolves when it is safely on disk. */
+  /** Writes a checkpoint now (when configured); resolves when it is on disk or the failure is logged. */
   checkpoint(): Promise<void>
-  /** Closes every connection with `code` (default 1001, going away), writes a final checkpoint and stops listening. */
+  /**
+   * Closes every connection with `code` (default 1001, going away), writes a final checkpoint
+   * and stops listening. Rejects when the final checkpoint fails, naming the last good one.
+   */
   close(code?: number): Promise<void>
-}
-
-interface Connection {
-  readonly socket: WebSocket
-  /** Encoding of the last frame received: replies use the encoding of the request. */
-  encoding: FrameEncoding
-  producer: boolean
-  channels: Set<Channel>
-  keys: Set<string> | null
-  dropped: number
-  /** The TCP socket is corked until the end of this event-loop turn (see `send`), since corkedAt (ms). */
-  corked: boolean
-  corkedAt: number
-  /** The subscriber's maxRate (frames per second per channel, metrics excepted), or null. */
-  maxRate: number | null
-  /** Per sampled channel: the second being counted and the frames sent in it. */
-  rate: { predictions: [number, number]; hidden: [number, number]; updates: [number, number] }
-  /** Frames left out by maxRate. */
-  sampledOut: number
 }
 
 /**
  * Starts the streaming server: producers push ticks over WebSocket (binary msgpack or JSON
  * text), the model learns online per key (shared weights, per-key hidden state and TBPTT
  * window), every tick is answered with its prediction, and updates and metrics go to the
- * connections that subscribe. See the README's protocol section for the frames.
+ * connections that subscribe. See the README's protocol and Security sections.
  *
  * @example
- * import { serve } from 'rxrnn/streams'
+ * import { serve } from 'rxrnn/server'
  * const server = await serve({
  *   model: { cell: 'gru', inputSize: 3, hiddenSize: 32, outputSize: 1 },
  *   trainer: { k1: 16, loss: 'mse', optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 1 },
@@ -148,43 +161,45 @@ interface Connection {
  */
 export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   const log = options.log ?? (() => {})
-  const previousTargets = new Map<string, Float64Array>()
-  const targetScratch = new Float64Array(1)
-  const oneTarget = (y: number): Float64Array => {
-    targetScratch[0] = y
-    return targetScratch
+  if (options.token !== undefined) {
+    const problem = tokenProblem(options.token)
+    if (problem) throw new RxrnnError('bad_config', `Cannot serve with this --token: ${problem}`)
   }
-  // Assigned once the trainer exists; keys evicted before that have nothing to forget there.
-  let forecasting: ServerForecasting | null = null
-  const onEvict = (key: string) => {
-    previousTargets.delete(key)
-    forecasting?.delete(key)
-  }
-  if (options.checkpoint) await removeStaleTemporaries(options.checkpoint.path)
-  const saved = options.checkpoint ? readCheckpoint(options.checkpoint.path) : null
-  let keyed: KeyedTrainer
-  if (saved) {
-    keyed = KeyedTrainer.fromSnapshot(saved, { onEvict })
-    log(
-      `resumed from ${options.checkpoint!.path}: ${keyed.size} keys, ${keyed.trainer.optimizer.t} updates learned ` +
-        '(the checkpoint decides the model and trainer settings; those given now are ignored)',
+  const host = options.host ?? '127.0.0.1'
+  const pingInterval = options.pingIntervalMs ?? 5000
+  const idleTimeout = options.idleTimeoutMs ?? 30_000
+  if (!(idleTimeout > pingInterval)) {
+    throw new RxrnnError(
+      'bad_config',
+      `--idle-timeout (${idleTimeout} ms) must be longer than --ping-interval (${pingInterval} ms): live peers answer each ping`,
     )
-  } else {
-    const model = options.model instanceof Model ? options.model : createModel(options.model)
-    keyed = new KeyedTrainer(new OnlineTrainer(model, options.trainer), {
-      ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
-      ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
-      staggerUpdates: options.staggerUpdates ?? true,
-      onEvict,
-    })
   }
-  const trainer = keyed.trainer
-  const model = trainer.model
-  const horizonActive = trainer.options.horizon > 1
-  if (options.forecasting || horizonActive)
-    forecasting = new ServerForecasting(keyed, options.forecasting ?? {})
-  // The forecasting state sits next to the checkpoint (`<path>.forecast`); without it, keys calibrate afresh.
-  const forecastPath = options.checkpoint ? `${options.checkpoint.path}.forecast` : null
+  const hub = new Hub()
+  const counts = { slowClosed: 0, rateLimited: 0, deadPeers: 0 }
+
+  // The learner, resumed from the checkpoint when there is one.
+  const checkpointPath = options.checkpoint?.path
+  if (checkpointPath) await removeStaleTemporaries(checkpointPath)
+  const saved = checkpointPath ? readCheckpoint(checkpointPath) : null
+  const learner = new Learner({
+    model: options.model,
+    trainer: options.trainer,
+    resumeFrom: saved,
+    ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+    ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+    staggerUpdates: options.staggerUpdates ?? true,
+    deferUpdates: options.deferUpdates ?? true,
+    onUpdate: (key, report) => hub.broadcast('updates', key, () => updateFrame(key, report)),
+    ...(options.forecasting ? { forecasting: options.forecasting } : {}),
+  })
+  const { keyed, monitor } = learner
+  if (saved) {
+    checkResumed(learner.trainer, checkpointPath!, options.explicit)
+    log(`resumed from ${checkpointPath}: ${keyed.size} keys, ${learner.trainer.optimizer.t} updates learned`)
+  }
+  // The forecasting state sits beside the checkpoint (`<path>.forecast`); without it, keys calibrate afresh.
+  const forecasting = learner.forecasting
+  const forecastPath = checkpointPath ? `${checkpointPath}.forecast` : null
   const savedForecast = forecasting && saved && forecastPath ? readCheckpoint(forecastPath) : null
   if (forecasting && savedForecast) {
     try {
@@ -194,447 +209,164 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       log(`${forecastPath}: ${error.message}; the keys' intervals and drift detectors start afresh`)
     }
   }
-  const monitor = new Monitor()
-  const host = options.host ?? '127.0.0.1'
+  const memory = memoryProblem(
+    heapBytesPerKey(keyed.bytesPerKey()),
+    keyed.maxKeys,
+    options.maxMemory ?? defaultMaxMemory(),
+  )
+  if (memory) throw new RxrnnError('bad_config', `Cannot serve: its keys may not fit in memory: ${memory}`)
+  const checkpointer = options.checkpoint
+    ? new Checkpointer(options.checkpoint.path, options.checkpoint.everyMs, () => keyed.snapshot(), log)
+    : undefined
+  const forecastCheckpointer =
+    options.checkpoint && forecasting && forecastPath
+      ? new Checkpointer(forecastPath, options.checkpoint.everyMs, () => forecasting.snapshot(), log)
+      : undefined
+
   const maxPayload = options.maxPayload ?? 1 << 20
-  const maxBufferedBytes = options.maxBufferedBytes ?? 4 << 20
-  const classification = trainer.loss.name === 'cross_entropy'
-  const expect = {
-    inputSize: forecasting?.rawInputSize ?? model.config.inputSize,
-    outputSize: forecasting?.width ?? model.config.outputSize,
-    allowMissing: forecasting?.inputs?.missing !== undefined && forecasting?.inputs?.missing !== null,
-    task: classification ? ('classification' as const) : ('regression' as const),
+  const maxSubscribeKeys = options.maxSubscribeKeys ?? DEFAULT_MAX_SUBSCRIBE_KEYS
+  const expect: FrameExpectations & { maxBytes: number; maxValues: number } = {
+    ...learner.expectations(),
+    maxSubscribeKeys,
     maxBytes: maxPayload,
+    // A tick holds inputSize + outputSize numbers; a subscribe up to maxSubscribeKeys keys.
+    maxValues:
+      64 + 2 * (learner.model.config.inputSize + learner.model.config.outputSize) + 2 * maxSubscribeKeys,
   }
-  const summary: ModelSummary = {
-    cell: model.config.cell,
-    inputSize: model.config.inputSize,
-    hiddenSize: model.config.hiddenSize,
-    numLayers: model.config.numLayers,
-    // With a multi-horizon head: the target's width (each `ahead` row), and the horizon.
-    outputSize: expect.outputSize,
-    ...(horizonActive ? { horizon: trainer.options.horizon } : {}),
-    dtype: model.config.dtype,
-    task: expect.task,
-    loss: trainer.loss.name,
-    k1: trainer.options.k1,
-    k2: trainer.options.k2,
-    optimizer: trainer.optimizer.config.type,
-    lr: trainer.optimizer.config.lr,
-    clipNorm: trainer.options.clipNorm ?? null,
+  const budget: SendBudget = {
+    perConnection: options.maxBufferedBytes ?? 4 << 20,
+    total: options.maxBufferedTotal ?? 256 << 20,
+    held: 0,
+    dropped: 0,
+    sampledOut: 0,
   }
-  const connections = new Set<Connection>()
-  let dropped = 0
-  let sampledOut = 0
-
-  const send = (conn: Connection, frame: object, encoding: FrameEncoding = conn.encoding): void => {
-    // A slow reader never slows the model: past the byte budget its frames are dropped and counted.
-    if (conn.socket.bufferedAmount > maxBufferedBytes || conn.socket.readyState !== conn.socket.OPEN) {
-      conn.dropped++
-      dropped++
-      return
-    }
-    // Replies to the ticks of one incoming TCP chunk leave in one write: cork the socket at the
-    // first, uncork when this turn of the event loop is done. Under load this is the difference
-    // between a syscall per tick and a syscall per batch; a lone tick is not delayed. A long
-    // chunk (a backlog after a stall) is flushed every CORK_BUDGET_MS, so its first replies do
-    // not wait for its last ticks and their weight updates.
-    const tcp = (conn.socket as unknown as { _socket?: Corkable })._socket
-    if (tcp) {
-      if (!conn.corked) {
-        conn.corked = true
-        conn.corkedAt = performance.now()
-        tcp.cork()
-        process.nextTick(endCork, conn, tcp)
-      } else if (performance.now() - conn.corkedAt > CORK_BUDGET_MS) {
-        tcp.uncork()
-        tcp.cork()
-        conn.corkedAt = performance.now()
-      }
-    }
-    conn.socket.send(encodeFrame(frame, encoding))
-  }
-
-  // Subscribers per channel, so a tick with no one listening costs no loop over connections.
-  const subscribers: Record<Channel, number> = { predictions: 0, updates: 0, metrics: 0, hidden: 0 }
-  const setChannels = (conn: Connection, channels: Iterable<Channel>): void => {
-    for (const c of conn.channels) subscribers[c]--
-    conn.channels = new Set(channels)
-    for (const c of conn.channels) subscribers[c]++
-  }
-
-  /** Whether maxRate lets one more frame of this channel through to this connection now. */
-  const underRate = (conn: Connection, channel: Channel): boolean => {
-    if (conn.maxRate === null || channel === 'metrics') return true
-    const counter = conn.rate[channel]
-    const second = Math.floor(Date.now() / 1000)
-    if (counter[0] !== second) {
-      counter[0] = second
-      counter[1] = 0
-    }
-    if (counter[1] >= conn.maxRate) {
-      conn.sampledOut++
-      sampledOut++
-      return false
-    }
-    counter[1]++
-    return true
-  }
-
-  // `essential` frames (anomalies, drift alarms: rare, and the point of watching) pass maxRate.
-  const broadcast = (
-    channel: Channel,
-    key: string | null,
-    frame: object,
-    except?: Connection,
-    essential = false,
-  ): void => {
-    if (subscribers[channel] === 0) return
-    for (const conn of connections) {
-      if (conn === except || !conn.channels.has(channel)) continue
-      if (!essential && !underRate(conn, channel)) continue
-      if (key !== null && conn.keys && !conn.keys.has(key)) continue
-      send(conn, frame)
-    }
-  }
-
-  const onUpdate = (key: string, u: UpdateReport): void => {
-    monitor.update(u, key)
-    broadcast('updates', key, {
-      type: 'update',
-      key,
-      step: u.step,
-      update: u.update,
-      loss: u.loss,
-      gradNorm: u.gradNorm,
-      clippedGradNorm: u.clippedGradNorm,
-      clipped: u.clipped,
-      skipped: u.skipped,
-      rolledBack: u.rolledBack,
-      ...(u.reason ? { reason: u.reason } : {}),
-      clipRate: u.clipRate,
-      ...(u.gradientFlow ? { gradientFlow: u.gradientFlow } : {}),
-      ...(u.spectralRadius ? { spectralRadius: u.spectralRadius } : {}),
-    })
-  }
-
-  const deferUpdates = options.deferUpdates ?? true
-  let flushScheduled = false
-  const flushUpdates = (): void => {
-    flushScheduled = false
-    for (const { key, report } of keyed.runDueUpdates()) onUpdate(key, report)
-  }
-  // After this turn's I/O (and the uncork of its replies): setImmediate.
-  const scheduleFlush = (): void => {
-    if (flushScheduled || keyed.dueUpdates === 0) return
-    flushScheduled = true
-    setImmediate(flushUpdates)
-  }
-  // A checkpoint can hold windows that were complete but not yet learned from.
-  scheduleFlush()
-
-  const onTick = (conn: Connection, tick: TickFrame): void => {
-    conn.producer = true
-    let prediction: number[]
-    let forecast: ForecastFields | null = null
-    try {
-      let output: ArrayLike<number>
-      let updates: readonly UpdateReport[] = noUpdates
-      const x = forecasting ? forecasting.prepare(tick.key, tick.x, tick.t) : tick.x
-      if (deferUpdates) {
-        output = keyed.observeDeferred(tick.key, x, tick.y ?? null)
-        scheduleFlush()
-      } else {
-        const observed = keyed.observe(tick.key, x, tick.y ?? null)
-        output = observed.prediction
-        updates = observed.updates
-      }
-      // Intervals, anomaly and drift (with a horizon, `y` is row 0 of the head's rows).
-      if (forecasting) forecast = forecasting.annotate(tick.key, output, tick.y)
-      // A plain array for the frame (a typed array would go out as msgpackr's extension); a loop,
-      // not Array.from, which walks an iterator.
-      const width = expect.outputSize
-      prediction = new Array<number>(width)
-      for (let i = 0; i < width; i++) prediction[i] = output[i]!
-      monitor.event()
-      const y = tick.y
-      if (y !== undefined && y !== null) {
-        if (classification) monitor.scoreClassification(prediction, typeof y === 'number' ? y : y[0]!)
-        else {
-          // Each key's last target, for the persistence baseline: one buffer per key, rewritten.
-          let previous = previousTargets.get(tick.key)
-          monitor.scoreRegression(prediction, typeof y === 'number' ? oneTarget(y) : y, previous ?? null)
-          if (!previous) previousTargets.set(tick.key, (previous = new Float64Array(expect.outputSize)))
-          if (typeof y === 'number') previous[0] = y
-          else previous.set(y)
-        }
-      }
-      for (const u of updates) onUpdate(tick.key, u)
-    } catch (error) {
-      if (!(error instanceof RxrnnError)) throw error
-      monitor.reject(error, tick, tick.key)
-      send(conn, errorFrame(error.code, error.message, tick.id))
-      return
-    }
-    const reply: PredictionFrame = {
-      type: 'prediction',
-      key: tick.key,
-      y: prediction,
-    }
-    if (tick.id !== undefined) reply.id = tick.id
-    if (forecast) addForecastFields(reply, forecast)
-    send(conn, reply)
-    if (forecast) {
-      monitor.forecast(forecast)
-      if (forecast.drift) broadcast('updates', tick.key, forecast.drift, undefined, true)
-    }
-    if (subscribers.predictions > 0) {
-      // Other subscribers also get the target, when the tick had one.
-      const y = tick.y
-      const shared =
-        y === undefined ? reply : { ...reply, target: typeof y === 'number' ? [y] : Array.from(y) }
-      broadcast('predictions', tick.key, shared, conn, reply.isAnomaly === true)
-    }
-    if (subscribers.hidden > 0) {
-      const entry = keyed.entry(tick.key)
-      if (entry)
-        broadcast('hidden', tick.key, {
-          type: 'hidden',
-          key: tick.key,
-          h: Array.from(entry.sequence.state.hidden()),
-        })
-    }
-  }
-
-  const onFrame = (conn: Connection, frame: ClientFrame): void => {
-    switch (frame.type) {
-      case 'tick':
-        onTick(conn, frame)
-        return
-      case 'subscribe':
-        setChannels(conn, frame.channels)
-        conn.keys = frame.keys ? new Set(frame.keys) : null
-        conn.maxRate = frame.maxRate ?? null
-        send(conn, {
-          type: 'subscribed',
-          channels: frame.channels,
-          ...(frame.keys ? { keys: frame.keys } : {}),
-          ...(frame.id === undefined ? {} : { id: frame.id }),
-        })
-        if (conn.channels.has('metrics')) send(conn, metrics())
-        return
-      case 'unsubscribe':
-        setChannels(conn, [])
-        conn.keys = null
-        send(conn, { type: 'subscribed', channels: [] })
-        return
-      case 'reset':
-        keyed.reset(frame.key)
-        forecasting?.book.tracker(frame.key)?.forgetForecasts()
-        scheduleFlush()
-        previousTargets.delete(frame.key)
-        return
-      case 'hello':
-        send(conn, {
-          type: 'welcome',
-          version: PROTOCOL_VERSION,
-          model: summary,
-          ...(frame.id === undefined ? {} : { id: frame.id }),
-        })
-        return
-    }
-  }
+  const gate = new TokenGate(options.token, { secure: options.tls !== undefined })
 
   const metrics = (): MetricsFrame => {
-    const m = monitor.snapshot()
-    let producers = 0
-    let subscribers = 0
-    for (const c of connections) {
-      if (c.producer) producers++
-      if (c.channels.size > 0) subscribers++
-    }
-    const frame: MetricsFrame = {
-      type: 'metrics',
-      t: m.time,
-      events: m.events,
-      eventsPerSecond: m.eventsPerSecond,
-      loss: Number.isFinite(m.lossAverage) ? m.lossAverage : null,
-      gradNorm: Number.isFinite(m.gradNorm) ? m.gradNorm : null,
-      clipRate: m.updates > 0 ? m.clipRate : null,
-      skippedUpdates: m.skippedUpdates,
-      rejected: m.rejected,
-      dropped,
-      producers,
-      subscribers,
-      keys: keyed.size,
-      updates: m.updates,
-      rolledBack: m.rolledBack,
-      sampledOut,
-      evicted: keyed.evicted,
-    }
+    const frame = baseMetrics()
+    // Realised coverage (row 0, every key), anomalies and drift alarms so far.
     if (forecasting) Object.assign(frame, forecasting.metrics())
-    if (m.regression && m.regression.n > 0) {
-      frame.rmse = m.regression.rmse
-      frame.mae = m.regression.mae
-      frame.persistenceRmse = m.regression.persistenceRmse
-      frame.persistenceMae = m.regression.persistenceMae
-    }
-    if (m.classification && m.classification.n > 0) {
-      frame.accuracy = m.classification.accuracy
-      frame.logLoss = m.classification.logLoss
-    }
     return frame
   }
+  const baseMetrics = (): MetricsFrame =>
+    metricsFrame(monitor.snapshot(), {
+      ...hub.roles(),
+      dropped: budget.dropped,
+      sampledOut: budget.sampledOut,
+      keys: keyed.size,
+      evicted: keyed.evicted,
+      slowClosed: counts.slowClosed,
+      rateLimited: counts.rateLimited,
+    })
+  const prometheus = new ServerMetrics({
+    ticks: () => monitor.events,
+    updates: () => monitor.updates,
+    skippedUpdates: () => monitor.skippedUpdates,
+    rolledBackUpdates: () => monitor.rolledBack,
+    loss: () => monitor.snapshot().lossAverage,
+    gradNorm: () => monitor.snapshot().gradNorm,
+    clipRate: () => monitor.snapshot().clipRate,
+    keys: () => keyed.size,
+    evictedKeys: () => keyed.evicted,
+    connections: () => hub.connections.size,
+    producers: () => hub.roles().producers,
+    subscribers: () => hub.roles().subscribers,
+    rejectedByCode: () => learner.rejectedByCode,
+    droppedFrames: () => budget.dropped,
+    sampledOutFrames: () => budget.sampledOut,
+    slowSubscribersClosed: () => counts.slowClosed,
+    rateLimited: () => counts.rateLimited,
+    refusedByReason: (): Iterable<[string, number]> => door.refused,
+    bufferedBytes: () => budget.held,
+    deadPeers: () => counts.deadPeers,
+  })
+  if (forecasting)
+    registerForecastingMetrics(prometheus.registry, () => forecasting, options.forecasting?.coverage)
 
-  const authorized = (req: IncomingMessage): boolean => {
-    if (options.token === undefined) return true
-    const header = req.headers.authorization
-    if (header === `Bearer ${options.token}`) return true
-    const query = new URL(req.url ?? '/', 'http://localhost').searchParams.get('token')
-    return query === options.token
+  const dispatcher = new Dispatcher({
+    learner,
+    hub,
+    budget,
+    expect,
+    maxNewKeysPerSecond: options.maxNewKeysPerSecond ?? 1000,
+    metrics,
+    tickSeconds: prometheus.tickSeconds,
+    counts,
+    log,
+  })
+
+  const door = new FrontDoor({
+    policy: originPolicy(host, options.allowedHosts, options.allowOrigins),
+    gate,
+    limits: new ConnectionLimits(options.maxConnections ?? 1024, options.maxConnectionsPerAddress ?? 256),
+    routes: [options.http, options.dashboard === false ? undefined : dashboardRoutes({ gate })],
+    metrics: prometheus,
+    onSocket: (ws, tcp, address) => dispatcher.connect(ws, tcp, address),
+    maxPayload,
+    ...(options.tls ? { tls: options.tls } : {}),
+    headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    log,
+  })
+
+  const port = await door.listen(options.port ?? 0, host)
+  const timers: NodeJS.Timeout[] = []
+  const every = (ms: number, run: () => void): void => {
+    const timer = setInterval(() => door.guard(run), ms)
+    timer.unref()
+    timers.push(timer)
   }
-
-  const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false })
-  const dashboard = options.dashboard === false ? undefined : dashboardRoutes({ token: options.token })
-  const http = createServer((req, res) => {
-    if (options.http?.(req, res)) return
-    if (dashboard?.(req, res)) return
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('rxrnn: connect with WebSocket\n')
+  every(options.metricsIntervalMs ?? 1000, () => hub.broadcast('metrics', null, metrics))
+  if (options.idleMs !== undefined) every(Math.max(100, options.idleMs / 2), () => learner.evictIdle())
+  every(pingInterval, () => {
+    counts.deadPeers += hub.heartbeat(Date.now(), idleTimeout)
   })
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!authorized(req)) {
-      // Until ws takes the socket over nothing listens for its errors: a client that resets now
-      // (ECONNRESET on this write) must not crash the server.
-      socket.on('error', () => {})
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-      log(`refused a connection from ${req.socket.remoteAddress}: wrong or missing token`)
-      return
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
-  })
-  wss.on('connection', (socket: WebSocket) => {
-    const conn: Connection = {
-      socket,
-      encoding: 'msgpack',
-      producer: false,
-      channels: new Set(),
-      keys: null,
-      dropped: 0,
-      corked: false,
-      corkedAt: 0,
-      maxRate: null,
-      rate: { predictions: [0, 0], hidden: [0, 0], updates: [0, 0] },
-      sampledOut: 0,
-    }
-    connections.add(conn)
-    socket.on('message', (data, isBinary) => {
-      const decoded = decodeClientFrame(data as Buffer, isBinary, expect)
-      conn.encoding = decoded.encoding
-      if (!decoded.ok) {
-        monitor.reject(new RxrnnError(decoded.error.code, decoded.error.message), data)
-        send(conn, decoded.error)
-        return
-      }
-      try {
-        onFrame(conn, decoded.frame)
-      } catch (error) {
-        log(
-          `internal error on a ${decoded.frame.type} frame: ${error instanceof Error ? error.stack : error}`,
-        )
-        send(conn, errorFrame('internal', 'The server failed on this frame; it goes on. Please report this.'))
-      }
-    })
-    socket.on('error', (error) => log(`connection error: ${error.message}`))
-    socket.on('close', () => {
-      setChannels(conn, [])
-      connections.delete(conn)
-    })
-  })
-
-  const metricsTimer = setInterval(() => {
-    if (subscribers.metrics > 0) broadcast('metrics', null, metrics())
-  }, options.metricsIntervalMs ?? 1000)
-  metricsTimer.unref()
-  const evictTimer =
-    options.idleMs === undefined
-      ? undefined
-      : setInterval(
-          () => {
-            for (const key of keyed.evictIdle()) previousTargets.delete(key)
-            // An evicted key's queued update ran as it left: its report goes out now.
-            scheduleFlush()
-          },
-          Math.max(100, options.idleMs / 2),
-        )
-  evictTimer?.unref()
-
-  let writing: Promise<void> = Promise.resolve()
-  const checkpoint = (): Promise<void> => {
-    const target = options.checkpoint
-    if (!target) return Promise.resolve()
-    // The snapshot is taken now, synchronously, so it is one consistent state; writes queue up.
-    const bytes = keyed.snapshot()
-    const forecastBytes = forecasting?.snapshot()
-    writing = writing
-      .then(() => writeFileAtomic(target.path, bytes))
-      .then(() => (forecastBytes ? writeFileAtomic(`${target.path}.forecast`, forecastBytes) : undefined))
-      .catch((error) =>
-        log(`checkpoint to ${target.path} failed: ${error instanceof Error ? error.message : error}`),
+  const grace = options.slowReaderGraceMs ?? 5000
+  every(Math.max(10, Math.min(250, grace / 4)), () => {
+    for (const conn of hub.closeSlowReaders(Date.now(), grace)) {
+      counts.slowClosed++
+      log(
+        `closed ${conn.address}: over its byte budget for ${grace} ms (a reader too slow for its subscription)`,
       )
-    return writing
-  }
-  const checkpointTimer = options.checkpoint ? setInterval(checkpoint, options.checkpoint.everyMs) : undefined
-  checkpointTimer?.unref()
-
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(options.port ?? 0, host, () => {
-      http.off('error', reject)
-      resolve()
-    })
+    }
   })
-  const port = (http.address() as AddressInfo).port
+  checkpointer?.start()
+  forecastCheckpointer?.start()
+
+  gate.cookieName = `rxrnn_session_${port}`
   const urlHost = host.includes(':') ? `[${host}]` : host
 
   return {
     host,
     port,
-    url: `ws://${urlHost}:${port}`,
-    model,
-    trainer,
+    url: `${options.tls ? 'wss' : 'ws'}://${urlHost}:${port}`,
+    model: learner.model,
+    trainer: learner.trainer,
     keyed,
     monitor,
+    prometheus,
     forecasting,
     metrics,
-    checkpoint,
-    close(code = 1001) {
-      clearInterval(metricsTimer)
-      if (evictTimer) clearInterval(evictTimer)
-      if (checkpointTimer) clearInterval(checkpointTimer)
+    checkpoint: async () => {
+      await checkpointer?.save()
+      await forecastCheckpointer?.save()
+    },
+    async close(code = 1001) {
+      for (const timer of timers) clearInterval(timer)
       // Queued updates run (and reach subscribers) before the connections close.
-      flushUpdates()
-      for (const conn of connections) conn.socket.close(code, 'server shutting down')
-      const final = checkpoint()
-      return new Promise<void>((resolve) => {
-        wss.close()
-        http.close(() => final.then(resolve))
-        // Peers that do not answer the close handshake are cut after a grace period.
-        setTimeout(() => {
-          for (const conn of connections) conn.socket.terminate()
-          http.closeAllConnections()
-        }, 1000).unref()
+      learner.flush()
+      for (const conn of hub.connections) conn.socket.close(code, 'server shutting down')
+      const final = checkpointer?.final()
+      // Settled here, thrown below: the server stops listening whatever the checkpoint does.
+      final?.catch(() => {})
+      // The forecasting state is auxiliary: its failure is logged, not thrown.
+      const forecastFinal = forecastCheckpointer?.final().catch((error: unknown) => log(String(error)))
+      // Peers that do not answer the close handshake are cut after a grace period.
+      await door.close(1000, () => {
+        for (const conn of hub.connections) conn.socket.terminate()
       })
+      await forecastFinal
+      await final
     },
   }
-}
-
-/** The forecasting fields of a prediction frame (only those present). */
-function addForecastFields(reply: PredictionFrame, f: ForecastFields): void {
-  if (f.ahead) reply.ahead = f.ahead
-  if (f.lower) reply.lower = f.lower
-  if (f.upper) reply.upper = f.upper
-  if (f.aheadLower) reply.aheadLower = f.aheadLower
-  if (f.aheadUpper) reply.aheadUpper = f.aheadUpper
-  if (f.anomaly !== undefined) reply.anomaly = f.anomaly
-  if (f.isAnomaly !== undefined) reply.isAnomaly = f.isAnomaly
 }

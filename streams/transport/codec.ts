@@ -25,6 +25,7 @@
  */
 import { C1, type Options, Packr } from 'msgpackr'
 import { RxrnnError } from '../../src/errors.js'
+import { jsonValueBound, msgpackValueCount, WIDE_INTEGER } from './element-count.js'
 import {
   type ClientFrame,
   type ErrorFrame,
@@ -45,6 +46,12 @@ export type FrameData = Uint8Array | ArrayBuffer | readonly Uint8Array[] | strin
 export interface DecodeOptions {
   /** Larger frames are refused with `payload_too_large` before decoding. Default: no limit. */
   maxBytes?: number
+  /**
+   * Frames holding more values than this (array elements, map keys and values, nested or not)
+   * are refused with `payload_too_large` before decoding, so that no frame costs more than a
+   * few milliseconds to decode. Default: no limit.
+   */
+  maxValues?: number
 }
 
 /** `encoding` is set on failure too: the error frame goes back in the sender's encoding. */
@@ -131,16 +138,28 @@ export function decodeFrame(data: FrameData, isBinary: boolean, options: DecodeO
   try {
     const tooLarge = sizeProblem(data, options.maxBytes)
     if (tooLarge) return { ok: false, error: errorFrame('payload_too_large', tooLarge), encoding }
-    if (typeof data === 'string') return parseJson(data)
+    const maxValues = options.maxValues
+    if (typeof data === 'string') return parseJson(data, maxValues)
     const bytes = asBytes(data)
-    if (encoding === 'msgpack') return unpackMsgpack(bytes)
+    if (encoding === 'msgpack') {
+      const values = msgpackValueCount(bytes, maxValues ?? Number.POSITIVE_INFINITY)
+      if (values === WIDE_INTEGER) {
+        const message =
+          'the frame holds an integer wider than 64 bits (msgpack extension 0x42); no field takes one: send numbers'
+        return { ok: false, error: errorFrame('bad_frame', message), encoding }
+      }
+      if (maxValues !== undefined && values > maxValues) {
+        return { ok: false, error: tooManyValues(maxValues), encoding }
+      }
+      return unpackMsgpack(bytes)
+    }
     const text = decodeUtf8(bytes)
     if (text === undefined) {
       const message =
         'the text frame is not valid UTF-8; send JSON as UTF-8 text, or msgpack as a binary frame'
       return { ok: false, error: errorFrame('bad_frame', message), encoding }
     }
-    return parseJson(text)
+    return parseJson(text, maxValues)
   } catch (cause) {
     // The helpers catch what they expect; this is a last resort (e.g. a fragment list holding
     // something that is not a Buffer).
@@ -256,7 +275,17 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
   }
 }
 
-function parseJson(text: string): DecodeResult {
+function tooManyValues(maxValues: number): ErrorFrame {
+  return errorFrame(
+    'payload_too_large',
+    `the frame holds more than ${maxValues} values (array elements, map keys and values); a frame this server reads holds fewer`,
+  )
+}
+
+function parseJson(text: string, maxValues: number | undefined): DecodeResult {
+  if (maxValues !== undefined && jsonValueBound(text, maxValues) > maxValues) {
+    return { ok: false, error: tooManyValues(maxValues), encoding: 'json' }
+  }
   try {
     return { ok: true, value: JSON.parse(text), encoding: 'json' }
   } catch (cause) {

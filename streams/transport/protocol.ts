@@ -19,6 +19,9 @@ export const PROTOCOL_VERSION = 1
 /** Longest accepted `key`, in UTF-16 code units, unless the server configures another. */
 export const DEFAULT_MAX_KEY_LENGTH = 256
 
+/** Most keys one `subscribe` may name, unless the server configures another. */
+export const DEFAULT_MAX_SUBSCRIBE_KEYS = 1000
+
 /** What a subscriber can follow. */
 export const CHANNELS = ['predictions', 'updates', 'metrics', 'hidden'] as const
 export type Channel = (typeof CHANNELS)[number]
@@ -140,6 +143,8 @@ export interface PredictionFrame {
   /** The tick's id; omitted when the tick had none. */
   id?: number
   y: number[]
+  /** The tick's target, in frames to other subscribers of `predictions` when the tick had one. */
+  target?: number[]
   /** With --horizon H: H rows of outputSize; ahead[h - 1] forecasts the y of this key's tick h - 1 on (ahead[0] is y). */
   ahead?: number[][]
   /**
@@ -177,14 +182,11 @@ export interface DriftFrame {
 }
 
 /**
- * One optimizer step, sent to subscribers of `updates`.
+ * Server → subscribers of 'hidden': the top layer's hidden state h_t of a key after a tick
+ * (what the dashboard draws as a heatmap). Prediction frames never carry it.
  *
  * @example
- * const u: UpdateFrame = { type: 'update', key: 'sensor-7', step: 120, loss: 0.31, gradNorm: 2.4, clipped: false }
- */
-/**
- * Server → subscribers of 'hidden': the top layer's hidden state h_t of a key after a tick
- * (what the dashboard draws as a heatmap).
+ * const h: HiddenFrame = { type: 'hidden', key: 'sensor-7', h: [0.1, -0.4, 0.9] }
  */
 export interface HiddenFrame {
   type: 'hidden'
@@ -192,17 +194,41 @@ export interface HiddenFrame {
   h: number[]
 }
 
+/**
+ * One optimizer step, sent to subscribers of `updates`: the trainer's `UpdateReport` for it.
+ *
+ * @example
+ * const u: UpdateFrame = {
+ *   type: 'update', key: 'sensor-7', step: 120, update: 31, loss: 0.31, gradNorm: 2.4, clippedGradNorm: 1,
+ *   clipped: true, skipped: false, rolledBack: false, clipRate: 0.2,
+ * }
+ */
 export interface UpdateFrame {
   type: 'update'
   key: string
-  /** Optimizer steps taken so far, this one included. */
+  /** The key's steps so far. */
   step: number
+  /** Optimizer steps taken so far (all keys), this one included. */
+  update: number
   /** The loss this step minimised (JSON carries a non-finite loss as null). */
   loss: number
   /** Global gradient norm before clipping. */
   gradNorm: number
+  /** Global gradient norm after clipping. */
+  clippedGradNorm: number
   /** Whether the gradient was scaled down to the clipping threshold. */
   clipped: boolean
+  /** Whether the update was skipped (a non-finite loss or gradient); `reason` says why. */
+  skipped: boolean
+  /** Whether a diverging loss restored the previous weights. */
+  rolledBack: boolean
+  reason?: string
+  /** Fraction of recent updates that were clipped. */
+  clipRate: number
+  /** ‖∂L/∂h‖ at each step back through the window, and its fitted log gain per step. */
+  gradientFlow?: { norms: number[]; logGainPerStep: number }
+  /** ρ(W_hh) per layer. */
+  spectralRadius?: number[]
 }
 
 /** Per-key figures inside a `metrics` frame; an open record of numbers. */
@@ -315,12 +341,28 @@ export type ServerFrame =
   | PredictionFrame
   | UpdateFrame
   | DriftFrame
+  | HiddenFrame
   | MetricsFrame
   | SubscribedFrame
   | WelcomeFrame
   | ErrorFrame
 
 export type Frame = ClientFrame | ServerFrame
+
+/**
+ * A decoded value as the server frame its `type` names, or undefined when it is no object or
+ * names no server frame. The check is shallow (the server is trusted to send what the protocol
+ * says): it replaces a cast, so that a client switches on `type` and gets the frame's own type.
+ *
+ * @example
+ * const frame = asServerFrame(decoded.value)
+ * if (frame?.type === 'metrics') console.log(frame.eventsPerSecond)
+ */
+export function asServerFrame(value: unknown): ServerFrame | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const type = (value as { type?: unknown }).type
+  return (SERVER_FRAME_TYPES as readonly unknown[]).includes(type) ? (value as ServerFrame) : undefined
+}
 
 /** What the server knows about the model, so that a tick that cannot fit it is rejected up front. */
 export interface FrameExpectations {
@@ -330,6 +372,8 @@ export interface FrameExpectations {
   outputSize?: number
   /** Default `DEFAULT_MAX_KEY_LENGTH`. */
   maxKeyLength?: number
+  /** Most keys one `subscribe` may name. Default `DEFAULT_MAX_SUBSCRIBE_KEYS`. */
+  maxSubscribeKeys?: number
   /**
    * 'classification': `y` must be a class index, an integer in [0, outputSize).
    * 'regression': `y` is an array of outputSize numbers, or one number when outputSize is 1.
@@ -510,6 +554,14 @@ function validateSubscribe(
         id,
       )
     }
+    const maxKeys = expect.maxSubscribeKeys ?? DEFAULT_MAX_SUBSCRIBE_KEYS
+    if (keys.length > maxKeys) {
+      return fail(
+        'bad_key',
+        `keys lists ${keys.length} keys; one subscribe may name at most ${maxKeys}: leave keys out to follow every key`,
+        id,
+      )
+    }
     for (let i = 0; i < keys.length; i++) {
       const problem = keyProblem('subscribe', keys[i], expect, `keys[${i}]`)
       if (problem) return fail('bad_key', problem.message, id)
@@ -660,7 +712,8 @@ function describe(v: unknown): string {
     case 'boolean':
       return `the boolean ${v}`
     case 'bigint':
-      return `the 64-bit integer ${clip(String(v))}, beyond what a number holds exactly (±2^53)`
+      // Its size, never its digits: turning a megabyte bigint into decimal takes seconds.
+      return `a ${bitLength(v)}-bit integer, beyond what a number holds exactly (±2^53)`
     case 'undefined':
       return 'undefined'
     case 'object': {
@@ -672,6 +725,12 @@ function describe(v: unknown): string {
     default:
       return `a ${typeof v}`
   }
+}
+
+/** Bits of a bigint's magnitude, from its hexadecimal form (linear time, unlike decimal). */
+function bitLength(v: bigint): number {
+  const hex = (v < 0n ? -v : v).toString(16)
+  return hex === '0' ? 0 : (hex.length - 1) * 4 + Number.parseInt(hex[0]!, 16).toString(2).length
 }
 
 function quote(s: string): string {

@@ -21,8 +21,16 @@ export interface CliProcess {
 }
 
 /** Starts `rxrnn serve ARGS` and resolves once it prints `listening on ws://…`. */
-export async function startServeProcess(args: string[], ms = 15_000): Promise<CliProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, 'serve', ...args], {
+export function startServeProcess(args: string[], ms = 15_000): Promise<CliProcess> {
+  return startCliProcess(['serve', ...args], /listening on (wss?:\/\/\S+)/, ms)
+}
+
+/**
+ * Starts `rxrnn ARGS` and resolves once stdout matches `ready` (its first group, or the whole
+ * match, becomes `url`); rejects when it exits first.
+ */
+export async function startCliProcess(args: string[], ready: RegExp, ms = 15_000): Promise<CliProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -40,20 +48,20 @@ export async function startServeProcess(args: string[], ms = 15_000): Promise<Cl
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`rxrnn serve did not start within ${ms} ms; stderr: ${err}`))
+      reject(new Error(`rxrnn ${args[0]} did not start within ${ms} ms; stderr: ${err}`))
     }, ms)
     const check = (): void => {
-      const match = /listening on (ws:\/\/\S+)/.exec(out)
+      const match = ready.exec(out)
       if (match) {
         clearTimeout(timer)
         child.stdout!.off('data', check)
-        resolve(match[1]!)
+        resolve(match[1] ?? match[0])
       }
     }
     child.stdout!.on('data', check)
     void exited.then(({ code, signal }) => {
       clearTimeout(timer)
-      reject(new Error(`rxrnn serve exited (${code ?? signal}) before listening; stderr: ${err}`))
+      reject(new Error(`rxrnn ${args[0]} exited (${code ?? signal}) before it was ready; stderr: ${err}`))
     })
   })
   return { child, url, stdout: () => out, stderr: () => err, exited }

@@ -38,7 +38,15 @@ export class FrameClient {
   }
 
   static async open(url: string): Promise<FrameClient> {
-    const socket = new WebSocket(url)
+    return FrameClient.openWith(url)
+  }
+
+  /** `open` with the `ws` client's options (origin, headers, TLS settings). */
+  static async openWith(
+    url: string,
+    options: ConstructorParameters<typeof WebSocket>[2] = {},
+  ): Promise<FrameClient> {
+    const socket = new WebSocket(url, options)
     const client = new FrameClient(socket)
     await once(socket, 'open')
     return client
@@ -170,3 +178,37 @@ export function heapAfterGc(): number {
 
 /** Bytes as MB, for messages. */
 export const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MB`
+
+/**
+ * Writes `request` (raw bytes, e.g. a malformed request line) to 127.0.0.1:`port` and resolves
+ * with everything the server answered once it closes the connection (or after `ms`).
+ */
+export async function rawHttp(port: number, request: string, ms = 5_000): Promise<string> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write(request)
+  let answer = ''
+  socket.setEncoding('latin1').on('data', (chunk: string) => {
+    answer += chunk
+  })
+  await Promise.race([once(socket, 'close'), new Promise((resolve) => setTimeout(resolve, ms))])
+  socket.destroy()
+  return answer
+}
+
+/** The HTTP status a WebSocket upgrade gets: 101 when it opened (then closed again), else the refusal's. */
+export async function upgradeStatus(
+  url: string,
+  options: ConstructorParameters<typeof WebSocket>[2] = {},
+): Promise<number> {
+  const ws = new WebSocket(url, options)
+  ws.on('error', () => {})
+  const status = await new Promise<number>((resolve) => {
+    ws.on('open', () => resolve(101))
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    ws.on('close', () => resolve(0))
+  })
+  ws.terminate()
+  return status
+}

@@ -1,19 +1,24 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { RxrnnError } from '../../../src/errors.js'
+import { requestTarget } from '../origins.js'
+import { TokenGate } from '../tokens.js'
 import { dashboardCss, dashboardHtml } from './page.js'
 
 /** Options of `dashboardRoutes`. */
 export interface DashboardOptions {
   /**
-   * The server's token, when it has one: the page then asks for it, and connects with
-   * `?token=`. The page itself and its assets are public; the data behind the WebSocket is not.
+   * The server's token, when it has one: the page then asks for it once, logs in at
+   * `/dashboard/auth` and holds a session cookie (HttpOnly, SameSite=Strict) that its WebSocket
+   * carries: the token never goes into a URL. The page itself and its assets are public; the
+   * data behind the WebSocket is not.
    */
   token?: string
+  /** The server's token gate (what `serve()` passes); built from `token` when omitted. */
+  gate?: TokenGate
 }
 
 /** A route handler for `serve({ http })`: true when it answered the request. */
@@ -45,9 +50,12 @@ const contentSecurityPolicy = [
  * `serve()` mounts it by default; mount it yourself on another HTTP server with a WebSocket
  * proxy to the rxrnn server at the same address.
  *
- * Routes: `/` and `/index.html` (the page), `/dashboard/app.js`, `/dashboard/style.css`,
- * `/dashboard/uPlot.iife.min.js`, `/dashboard/uPlot.min.css`, and `/dashboard/auth`, where the
- * page checks a typed token (`Authorization: Bearer …`; answers `{ "ok": true | false }`).
+ * Routes: `/` and `/index.html` (the page), `/dashboard/app.js` and the modules it imports,
+ * `/dashboard/style.css`,
+ * `/dashboard/uPlot.iife.min.js`, `/dashboard/uPlot.min.css`, and `/dashboard/auth`: with
+ * `Authorization: Bearer <token>` the page logs in (on the right token the answer sets the
+ * session cookie), without it the page asks whether its cookie is still good; the answer is
+ * `{ "ok": true | false }`, or 429 after too many wrong tokens from one address.
  *
  * @example
  * import { createServer } from 'node:http'
@@ -58,12 +66,12 @@ const contentSecurityPolicy = [
  * createServer((req, res) => dashboard(req, res) || res.writeHead(404).end()).listen(8081)
  */
 export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
-  const auth = options.token !== undefined
+  const gate = options.gate ?? new TokenGate(options.token)
+  const auth = gate.required
   const uplot = uplotDist()
   const assets = new Map<string, Asset>([
     ['/', { body: Buffer.from(dashboardHtml({ auth })), type: 'text/html; charset=utf-8' }],
     ['/dashboard/style.css', { body: Buffer.from(dashboardCss), type: 'text/css; charset=utf-8' }],
-    ['/dashboard/app.js', { body: readAppModule(), type: 'text/javascript; charset=utf-8' }],
     [
       '/dashboard/uPlot.iife.min.js',
       { body: readFileSync(join(uplot, 'uPlot.iife.min.js')), type: 'text/javascript; charset=utf-8' },
@@ -74,19 +82,33 @@ export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
     ],
   ])
   assets.set('/index.html', assets.get('/')!)
-  const tokenDigest = auth ? digest(options.token!) : undefined
+  for (const name of BROWSER_MODULES) {
+    assets.set(`/dashboard/${name}.js`, { body: browserModule(name), type: 'text/javascript; charset=utf-8' })
+  }
 
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    const path = requestTarget(req.url)?.pathname
+    if (path === undefined) return false
     if (path === '/dashboard/auth') {
-      const header = req.headers.authorization ?? ''
-      const given = header.startsWith('Bearer ') ? header.slice(7) : ''
-      // Compare digests: equal length, and no early exit that would time out the token.
-      const ok = tokenDigest === undefined || timingSafeEqual(digest(given), tokenDigest)
+      const header = req.headers.authorization
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+      }
+      let ok: boolean
+      if (header?.startsWith('Bearer ')) {
+        const { verdict, cookie } = gate.login(req.socket.remoteAddress ?? 'unknown', header.slice(7))
+        if (verdict === 'limited') {
+          res
+            .writeHead(429, headers)
+            .end(JSON.stringify({ ok: false, error: 'too many wrong tokens; try again later' }))
+          return true
+        }
+        ok = verdict === 'ok'
+        if (cookie) headers['set-cookie'] = cookie
+      } else ok = !gate.required || gate.hasSession(req)
       // 200 either way: a browser logs every 401 to the console, and the page only needs the verdict.
-      res
-        .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-        .end(JSON.stringify({ ok }))
+      res.writeHead(200, headers).end(JSON.stringify({ ok }))
       return true
     }
     const asset = assets.get(path)
@@ -108,24 +130,55 @@ export function dashboardRoutes(options: DashboardOptions = {}): HttpRoute {
   }
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest()
-}
+/** The page's modules (browser/*.ts), served as /dashboard/<name>.js; app imports the others. */
+const BROWSER_MODULES = [
+  'app',
+  'state',
+  'plot',
+  'frames',
+  'charts',
+  'heatmap',
+  'header',
+  'connection',
+] as const
+
+/** Compiled modules, shared by every server in the process. */
+const compiled = new Map<string, Buffer>()
 
 /**
- * The browser module. It is plain JavaScript kept in app.ts so that tsc ships it to dist with
- * the rest: next to this module it is app.js when running from dist, app.ts under tsx or vitest
- * (where its source is already valid JavaScript).
+ * A browser module as JavaScript: browser/<name>.js when running from dist (tsc compiled it,
+ * see browser/tsconfig.build.json), else browser/<name>.ts with its types stripped by esbuild
+ * (a development dependency, present wherever the sources run under tsx or vitest).
  */
-function readAppModule(): Buffer {
-  for (const name of ['app.js', 'app.ts']) {
-    const path = fileURLToPath(new URL(name, import.meta.url))
-    if (existsSync(path)) return readFileSync(path)
+function browserModule(name: string): Buffer {
+  const cached = compiled.get(name)
+  if (cached) return cached
+  const js = fileURLToPath(new URL(`browser/${name}.js`, import.meta.url))
+  const ts = fileURLToPath(new URL(`browser/${name}.ts`, import.meta.url))
+  let body: Buffer
+  if (existsSync(js)) body = readFileSync(js)
+  else if (existsSync(ts)) {
+    const require = createRequire(import.meta.url)
+    let esbuild: { transformSync(code: string, options: object): { code: string } }
+    try {
+      esbuild = require('esbuild')
+    } catch {
+      throw new RxrnnError(
+        'internal',
+        `The dashboard's page script is TypeScript here (${ts}) and esbuild is not installed to compile it: run npm install, or npm run build and use dist, or serve with dashboard: false`,
+      )
+    }
+    body = Buffer.from(
+      esbuild.transformSync(readFileSync(ts, 'utf8'), { loader: 'ts', format: 'esm', target: 'es2022' }).code,
+    )
+  } else {
+    throw new RxrnnError(
+      'internal',
+      `The dashboard's module ${name} is missing next to ${fileURLToPath(import.meta.url)}; reinstall rxrnn, or serve with dashboard: false`,
+    )
   }
-  throw new RxrnnError(
-    'internal',
-    `The dashboard's app module is missing next to ${fileURLToPath(import.meta.url)}; reinstall rxrnn, or serve with dashboard: false`,
-  )
+  compiled.set(name, body)
+  return body
 }
 
 /** uPlot's dist folder, found through Node's resolution from here, whatever its package exports allow. */

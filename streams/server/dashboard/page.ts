@@ -69,7 +69,7 @@ export function dashboardHtml({ auth }: { auth: boolean }): string {
   <dialog id="token-dialog">
     <form id="token-form">
       <h2>This server wants a token</h2>
-      <p class="sub">Enter the token it was started with; the page connects with <code>?token=</code>.</p>
+      <p class="sub">Enter the token it was started with; the page logs in once and keeps a session cookie (the token never goes into a URL).</p>
       <input id="token-input" type="password" autocomplete="current-password" placeholder="token" required>
       <p class="error" id="token-error"></p>
       <button type="submit">Connect</button>

@@ -121,6 +121,21 @@ describe('rxrnn --help', () => {
       '--dtype',
       '--checkpoint',
       '--checkpoint-every',
+      '--allow-origin',
+      '--allowed-host',
+      '--max-connections',
+      '--max-connections-per-address',
+      '--ping-interval',
+      '--idle-timeout',
+      '--headers-timeout',
+      '--request-timeout',
+      '--max-subscribe-keys',
+      '--max-new-keys-per-second',
+      '--max-memory',
+      '--max-buffered-total',
+      '--slow-reader-grace',
+      '--tls-cert',
+      '--tls-key',
     ],
     replay: [
       '<file.csv>',
@@ -211,6 +226,41 @@ describe('bad flags exit 2 with a message naming the flag', () => {
     )
     expect(stderr).toMatch(/k2 \(4\) is smaller than k1 \(8\).*\(--k2, or trainer\.k2\)/)
     expect(stderr).toMatch(/optimizer\.beta1 is 2/)
+  })
+
+  it('serve refuses a short token, and keys that may not fit in --max-memory, naming the figures (exit 2)', async () => {
+    const short = cli([
+      'serve',
+      '--input-size',
+      '2',
+      '--output-size',
+      '1',
+      '--port',
+      '0',
+      '--token',
+      'secret',
+    ])
+    expect(await short.code).toBe(2)
+    expect(short.stderr()).toMatch(/at least 16 characters.*node -e/)
+    const big = ['--cell', 'lstm', '--hidden-size', '1024', '--k1', '256', '--max-memory', '1gb']
+    const run = cli(['serve', '--input-size', '4', '--output-size', '1', '--port', '0', ...big])
+    expect(await run.code).toBe(2)
+    expect(run.stderr()).toMatch(
+      /--max-keys 100000 × [\d.]+ MiB per key .* = [\d.]+ GiB, over --max-memory 1\.0 GiB/,
+    )
+  })
+
+  it('a config file with the server limits, origins and hosts is read; a bad one names the field', async () => {
+    const config = join(dir, 'limits.json')
+    await writeFile(
+      config,
+      JSON.stringify({ allowOrigins: 'https://a.example', maxConnections: 0, tls: { cert: 1 } }),
+    )
+    const run = cli(['serve', '--config', config, '--input-size', '2', '--output-size', '1'])
+    expect(await run.code).toBe(2)
+    expect(run.stderr()).toMatch(/allowOrigins must be a list of non-empty strings/)
+    expect(run.stderr()).toMatch(/maxConnections is 0/)
+    expect(run.stderr()).toMatch(/tls must be an object/)
   })
 
   it('a config file with unknown fields or bad JSON is refused', async () => {
@@ -408,12 +458,12 @@ describe('rxrnn replay', () => {
   })
 
   it('a refused token exits 2 with the HTTP status', async () => {
-    const server = await start({ token: 'right' })
+    const server = await start({ token: 'right-token-0123456789' })
     const file = await csv('t.csv', `${rows.join('\n')}\n`)
     const run = cli(['replay', file, '--url', server.url, '--x', 'a,b', '--token', 'wrong'])
     expect(await run.code).toBe(2)
     expect(run.stderr()).toMatch(/HTTP 401/)
-    const ok = cli(['replay', file, '--url', server.url, '--x', 'a,b', '--token', 'right'])
+    const ok = cli(['replay', file, '--url', server.url, '--x', 'a,b', '--token', 'right-token-0123456789'])
     expect(await ok.code).toBe(0)
   })
 })

@@ -168,12 +168,12 @@ describe('dashboard over HTTP', () => {
   })
 
   it('on a token-protected server, the page still loads and asks for the token; the socket needs it', async () => {
-    const server = await start({ token: 's3cret' })
+    const server = await start({ token: 's3cret-0123456789abcdef' })
 
     const html = await (await fetch(pageUrl(server))).text()
     expect(html).toContain('data-auth="token"')
     expect(html).toContain('id="token-dialog"')
-    expect(html).not.toContain('s3cret')
+    expect(html).not.toContain('s3cret-0123456789abcdef')
     expect((await fetch(pageUrl(server, '/dashboard/uPlot.iife.min.js'))).status).toBe(200)
 
     const verdict = async (token: string) =>
@@ -181,10 +181,10 @@ describe('dashboard over HTTP', () => {
         await fetch(pageUrl(server, '/dashboard/auth'), { headers: { authorization: `Bearer ${token}` } })
       ).json()
     expect(await verdict('wrong')).toEqual({ ok: false })
-    expect(await verdict('s3cret')).toEqual({ ok: true })
+    expect(await verdict('s3cret-0123456789abcdef')).toEqual({ ok: true })
 
     await expect(open(server.url)).rejects.toThrow(/401/)
-    const ws = await open(`${server.url}/?token=s3cret`)
+    const ws = await open(`${server.url}/?token=s3cret-0123456789abcdef`)
     expect(await request(ws, { type: 'hello' })).toMatchObject({ type: 'welcome' })
   })
 
@@ -307,7 +307,7 @@ describe.skipIf(!hasChromium)(`dashboard in a real browser (${chromiumPath})`, (
   })
 
   it('asks for the token on a protected server, refuses a wrong one, and connects with the right one', async () => {
-    const server = await start({ token: 's3cret' })
+    const server = await start({ token: 's3cret-0123456789abcdef' })
     const { page, errors } = await openPage()
     await page.goto(pageUrl(server))
     await page.waitForSelector('#token-dialog[open]')
@@ -320,12 +320,12 @@ describe.skipIf(!hasChromium)(`dashboard in a real browser (${chromiumPath})`, (
         .getElementById('token-error')
         ?.textContent?.includes('refused'),
     )
-    await page.fill('#token-input', 's3cret')
+    await page.fill('#token-input', 's3cret-0123456789abcdef')
     await page.click('#token-dialog button[type=submit]')
     await until(page, () => (globalThis as unknown as InPage).__rxrnnDashboard.status() === 'live')
     expect(await page.isVisible('#token-dialog')).toBe(false)
 
-    await replay(`${server.url}/?token=s3cret`, ['k'], 200)
+    await replay(`${server.url}/?token=s3cret-0123456789abcdef`, ['k'], 200)
     await until(
       page,
       () => ((globalThis as unknown as InPage).__rxrnnDashboard.pointCount().prediction ?? 0) >= 150,

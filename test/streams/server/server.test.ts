@@ -237,7 +237,7 @@ describe.each(['msgpack', 'json'] as const)('every frame round-trips in %s', (en
     subscriber.send({ type: 'subscribe', channels: ['predictions'] })
     await subscriber.next('subscribed')
     subscriber.send({ type: 'unsubscribe', id: 5 })
-    expect(await subscriber.next('subscribed')).toEqual({ type: 'subscribed', channels: [] })
+    expect(await subscriber.next('subscribed')).toEqual({ type: 'subscribed', channels: [], id: 5 })
     producer.send({ type: 'tick', key: 'a', x: [1, 2, 3], id: 1 })
     await producer.next('prediction')
     // Anything sent to the subscriber for that tick would arrive before this welcome.
@@ -388,7 +388,7 @@ describe('serve', () => {
   })
 
   it('a wrong or missing token gets HTTP 401 and no socket; the right one works in the header and in ?token=', async () => {
-    const server = await start({ token: 's3cret' })
+    const server = await start({ token: 's3cret-0123456789abcdef' })
     const refused = async (url: string, headers: Record<string, string> = {}): Promise<number> => {
       const ws = new WebSocket(url, { headers })
       let opened = false
@@ -405,16 +405,18 @@ describe('serve', () => {
     expect(await refused(server.url, { authorization: 'Bearer wrong' })).toBe(401)
     expect(await refused(`${server.url}/?token=wrong`)).toBe(401)
 
-    const byHeader = await Client.open(server.url, 'msgpack', { headers: { authorization: 'Bearer s3cret' } })
+    const byHeader = await Client.open(server.url, 'msgpack', {
+      headers: { authorization: 'Bearer s3cret-0123456789abcdef' },
+    })
     byHeader.send({ type: 'hello', id: 1 })
     await byHeader.next('welcome')
-    const byQuery = await Client.open(`${server.url}/?token=s3cret`, 'json')
+    const byQuery = await Client.open(`${server.url}/?token=s3cret-0123456789abcdef`, 'json')
     byQuery.send({ type: 'tick', key: 'q', x: [1, 2, 3], id: 2 })
     expect(await byQuery.next('prediction')).toMatchObject({ id: 2 })
   })
 
   it('survives clients that reset the connection while being refused', async () => {
-    const server = await start({ token: 's3cret' })
+    const server = await start({ token: 's3cret-0123456789abcdef' })
     // Before the fix this crashed the process: the refusal's write hit ECONNRESET with no listener.
     for (let i = 0; i < 50; i++) {
       await new Promise<void>((resolve) => {
@@ -431,7 +433,9 @@ describe('serve', () => {
         socket.on('error', () => {})
       })
     }
-    const client = await Client.open(server.url, 'json', { headers: { authorization: 'Bearer s3cret' } })
+    const client = await Client.open(server.url, 'json', {
+      headers: { authorization: 'Bearer s3cret-0123456789abcdef' },
+    })
     client.send({ type: 'hello', id: 1 })
     await client.next('welcome')
   })

@@ -89,7 +89,20 @@ const everyFrame: Frame[] = [
   { type: 'hello', id: 2 },
   { type: 'prediction', key: 'sensor-1', id: 7, y: [0.1, 0.9] },
   { type: 'prediction', key: 'sensor-2', y: [3.5] },
-  { type: 'update', key: 'sensor-1', step: 12, loss: 0.25, gradNorm: 1.5, clipped: true },
+  {
+    type: 'update',
+    key: 'sensor-1',
+    step: 12,
+    update: 3,
+    loss: 0.25,
+    gradNorm: 1.5,
+    clippedGradNorm: 1,
+    clipped: true,
+    skipped: false,
+    rolledBack: false,
+    clipRate: 0.5,
+  },
+  { type: 'hidden', key: 'sensor-1', h: [0.5, -0.25] },
   {
     type: 'metrics',
     t: 1_700_000_000_000,
@@ -223,9 +236,42 @@ describe('encodeFrame / decodeFrame round trips', () => {
     const result = decodeClientFrame(bytes, true)
     expect(result.ok).toBe(false)
     if (!result.ok)
-      expect(result.error.message).toMatch(
-        /^id is the 64-bit integer 18446744073709551615, beyond what a number holds exactly/,
-      )
+      expect(result.error.message).toMatch(/^id is a 64-bit integer, beyond what a number holds exactly/)
+  })
+
+  it('refuses an integer wider than 64 bits (msgpack ext 0x42) unread, in any field, in well under a millisecond per kilobyte', () => {
+    const str = (text: string) => Buffer.from([0xa0 | text.length, ...Buffer.from(text)])
+    const wide = Buffer.alloc(6 + (1 << 20), 0x7f)
+    wide[0] = 0xc9
+    wide.writeUInt32BE(1 << 20, 1)
+    wide[5] = 0x42
+    for (const field of ['id', 'key', 'y']) {
+      const bytes = Buffer.concat([Buffer.from([0x82]), str('type'), str('tick'), str(field), wide])
+      const result = decodeClientFrame(bytes, true, { maxBytes: 2 << 20 })
+      expect(result.ok).toBe(false)
+      if (!result.ok) {
+        expect(result.error.code).toBe('bad_frame')
+        expect(result.error.message).toMatch(/integer wider than 64 bits/)
+      }
+    }
+  })
+
+  it('refuses a frame of many tiny containers before decoding it (maxValues), in msgpack and JSON', () => {
+    const arrays = Buffer.concat([Buffer.from([0xdd, 0, 0x0f, 0xff, 0xff]), Buffer.alloc(0x0fffff, 0x90)])
+    const json = `[${'{},'.repeat(300_000)}{}]`
+    for (const [data, binary] of [
+      [arrays, true],
+      [json, false],
+    ] as const) {
+      const result = decodeClientFrame(data, binary, { maxBytes: 4 << 20, maxValues: 10_000 })
+      expect(result.ok).toBe(false)
+      if (!result.ok) expect(result.error).toMatchObject({ code: 'payload_too_large' })
+    }
+    // A tick well under the cap is read as usual.
+    const tick = { type: 'tick', key: 'a', x: [1, 2, 3] }
+    expect(decodeClientFrame(encodeFrame(tick, 'msgpack'), true, { maxValues: 10 }).ok).toBe(true)
+    expect(decodeClientFrame(encodeFrame(tick, 'msgpack'), true, { maxValues: 9 }).ok).toBe(false)
+    expect(decodeClientFrame(JSON.stringify(tick), false, { maxValues: 10 }).ok).toBe(true)
   })
 
   it('keeps NaN and Infinity in msgpack plain arrays, but writes -0 as the integer 0', () => {
