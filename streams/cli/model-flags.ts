@@ -6,8 +6,15 @@
  */
 import { type Command, Option } from 'commander'
 import { type ResolvedModelConfig, resolveModelConfig } from '../../src/config.js'
-import type { CellKind, DType, LossName, ModelConfig, TrainerOptions } from '../../src/index.js'
-import { CELL_KINDS, LOSS_NAMES, RxrnnError } from '../../src/index.js'
+import type {
+  AlgorithmName,
+  CellKind,
+  DType,
+  LossName,
+  ModelConfig,
+  TrainerOptions,
+} from '../../src/index.js'
+import { ALGORITHM_NAMES, CELL_KINDS, LOSS_NAMES, RxrnnError } from '../../src/index.js'
 import { resolveTrainerOptions } from '../../src/trainer-options.js'
 import { integer, number } from './parse.js'
 
@@ -22,6 +29,7 @@ export interface ModelFlags {
   layers: number
   dtype: DType
   seed?: number
+  algorithm: AlgorithmName
   k1: number
   k2?: number
   loss: LossName
@@ -42,6 +50,7 @@ const WHERE: Record<string, string> = {
   outputSize: '--output-size, or model.outputSize',
   dtype: '--dtype, or model.dtype',
   seed: '--seed, or model.seed',
+  algorithm: '--algorithm, or trainer.algorithm',
   k1: '--k1, or trainer.k1',
   k2: '--k2, or trainer.k2',
   loss: '--loss, or trainer.loss',
@@ -71,12 +80,22 @@ export function addModelFlags(
         .default('float32'),
     )
     .option('--seed <n>', seedHelp, integer(0))
-    .option('--k1 <n>', 'truncated BPTT: update the weights every k1 ticks of a key', integer(1), 16)
-    .option(
-      '--k2 <n>',
-      'truncated BPTT: backpropagate through the last k2 ticks (>= k1; default k1)',
-      integer(1),
+    .addOption(
+      new Option(
+        '--algorithm <name>',
+        'how gradients reach back: tbptt (truncated BPTT over k2 ticks), rtrl (exact, untruncated, O(H²·P) a tick), ' +
+          'snap1 or uoro (untruncated approximations, O(P) a tick)',
+      )
+        .choices(ALGORITHM_NAMES)
+        .default('tbptt'),
     )
+    .option(
+      '--k1 <n>',
+      'update the weights every k1 ticks of a key (the gradients of k1 ticks in one update)',
+      integer(1),
+      16,
+    )
+    .option('--k2 <n>', 'tbptt only: backpropagate through the last k2 ticks (>= k1; default k1)', integer(1))
     .addOption(new Option('--loss <name>', 'training loss').choices(LOSS_NAMES).default('mse'))
     .addOption(new Option('--optimizer <type>', 'optimizer').choices(OPTIMIZER_TYPES).default('adam'))
     .option('--lr <rate>', 'learning rate', number(0), 1e-3)
@@ -124,7 +143,7 @@ export function resolveModelFlags(
   }
 
   const trainer: Record<string, unknown> = { ...file.trainer }
-  for (const field of ['k1', 'k2', 'loss'] as const) {
+  for (const field of ['algorithm', 'k1', 'k2', 'loss'] as const) {
     const value = pick(field, trainer[field])
     if (value !== undefined) trainer[field] = value
   }

@@ -595,6 +595,7 @@ function explicitSettings(
       dtype: pickGiven('dtype', fm.dtype),
     }),
     trainer: drop({
+      algorithm: pickGiven('algorithm', ft.algorithm),
       k1: pickGiven('k1', ft.k1),
       k2: pickGiven('k2', ft.k2),
       loss: pickGiven('loss', ft.loss),
@@ -623,7 +624,7 @@ export function describeServer(server: RxrnnServer): string {
   const clip = t.clipNorm === undefined ? 'no clipping' : `clip-norm ${t.clipNorm}`
   return (
     `model: ${c.cell} ${c.inputSize} → ${c.hiddenSize} → ${c.outputSize} (${layers}, ${c.dtype}, seed ${c.seed}); ` +
-    `trainer: k1 ${t.k1}, k2 ${t.k2}, ${t.loss}, ${o.type} lr ${o.lr}, ${clip}`
+    `trainer: ${t.algorithm === 'tbptt' ? `tbptt k1 ${t.k1}, k2 ${t.k2}` : `${t.algorithm} k1 ${t.k1}`}, ${t.loss}, ${o.type} lr ${o.lr}, ${clip}`
   )
 }
 

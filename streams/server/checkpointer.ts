@@ -15,7 +15,7 @@ import { writeFileAtomic } from './checkpoint.js'
  */
 export interface ExplicitSettings {
   model?: Partial<Record<'cell' | 'inputSize' | 'hiddenSize' | 'numLayers' | 'outputSize' | 'dtype', unknown>>
-  trainer?: Partial<Record<'k1' | 'k2' | 'loss' | 'clipNorm' | 'optimizer' | 'lr', unknown>>
+  trainer?: Partial<Record<'algorithm' | 'k1' | 'k2' | 'loss' | 'clipNorm' | 'optimizer' | 'lr', unknown>>
 }
 
 /** The flag (and config field) that sets each setting, for messages. */
@@ -26,6 +26,7 @@ const FLAG: Record<string, string> = {
   numLayers: '--layers',
   outputSize: '--output-size',
   dtype: '--dtype',
+  algorithm: '--algorithm',
   k1: '--k1',
   k2: '--k2',
   loss: '--loss',
@@ -58,6 +59,7 @@ export function checkResumed(trainer: OnlineTrainer, path: string, explicit: Exp
   const t = trainer.options as unknown as Record<string, unknown>
   const saved: Record<string, unknown> = {
     ...Object.fromEntries(Object.keys(explicit.model ?? {}).map((k) => [k, c[k]])),
+    algorithm: t.algorithm,
     k1: t.k1,
     k2: t.k2,
     loss: t.loss,

@@ -105,6 +105,7 @@ export class Learner {
       dtype: c.dtype,
       task: this.classification ? 'classification' : 'regression',
       loss: this.trainer.loss.name,
+      algorithm: this.trainer.options.algorithm,
       k1: this.trainer.options.k1,
       k2: this.trainer.options.k2,
       optimizer: this.trainer.optimizer.config.type,

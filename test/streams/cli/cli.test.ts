@@ -328,8 +328,48 @@ describe('rxrnn serve', () => {
     const [code] = (await closed) as [number]
     expect(code).toBe(1001)
     expect(run.stderr()).toMatch(
-      /model: lstm 2 → 7 → 1 \(1 layer, float32, seed 4\); trainer: k1 3, k2 3, huber, sgd lr 0\.05/,
+      /model: lstm 2 → 7 → 1 \(1 layer, float32, seed 4\); trainer: tbptt k1 3, k2 3, huber, sgd lr 0\.05/,
     )
+  })
+
+  it('--algorithm rtrl learns without truncation over the socket; k2 is refused with it, naming the flag', async () => {
+    const refused = cli([
+      'serve',
+      '--input-size',
+      '1',
+      '--output-size',
+      '1',
+      '--algorithm',
+      'uoro',
+      '--k2',
+      '8',
+    ])
+    expect(await refused.code).toBe(2)
+    expect(refused.stderr()).toMatch(/k2 is 8, but algorithm 'uoro' has no window.*\(--k2, or trainer\.k2\)/)
+
+    const run = cli([
+      ...['serve', '--port', '0', '--input-size', '1', '--output-size', '1', '--cell', 'rnn_tanh'],
+      ...['--hidden-size', '4', '--algorithm', 'rtrl', '--k1', '2', '--seed', '1'],
+    ])
+    await until('the listening line', () => run.stdout().includes('\n'))
+    const ws = new WebSocket(run.stdout().split('\n')[0]!.slice('listening on '.length))
+    cleanups.push(() => ws.terminate())
+    const frames: Record<string, unknown>[] = []
+    ws.on('message', (data: Buffer, isBinary) => {
+      const decoded = decodeFrame(data, isBinary)
+      if (decoded.ok) frames.push(decoded.value as Record<string, unknown>)
+    })
+    await once(ws, 'open')
+    ws.send(JSON.stringify({ type: 'hello', id: 1 }))
+    ws.send(JSON.stringify({ type: 'subscribe', channels: ['updates'] }))
+    for (let t = 0; t < 20; t++)
+      ws.send(JSON.stringify({ type: 'tick', key: 'a', x: [Math.sin(t)], y: [Math.sin(t + 1)], id: t }))
+    await until('20 predictions', () => frames.filter((f) => f.type === 'prediction').length === 20)
+    expect(frames.find((f) => f.type === 'welcome')!.model).toMatchObject({ algorithm: 'rtrl', k1: 2 })
+    await until('an update', () => frames.some((f) => f.type === 'update'))
+    run.abort()
+    expect(await run.code).toBe(0)
+    expect(run.stderr()).toMatch(/trainer: rtrl k1 2, mse/)
   })
 
   it('--checkpoint saves on exit and the next serve resumes from it', async () => {

@@ -108,10 +108,10 @@ describe('checkpoints', () => {
         model: MODEL,
         trainer: TRAINER,
         checkpoint: { path, everyMs: 3_600_000 },
-        explicit: { model: { hiddenSize: 99 }, trainer: { k1: 2, lr: 0.5 } },
+        explicit: { model: { hiddenSize: 99 }, trainer: { algorithm: 'rtrl', k1: 2, lr: 0.5 } },
       }),
     ).rejects.toThrow(
-      /--hidden-size is 99 but the checkpoint's hiddenSize is 4[\s\S]*--lr is 0\.5 but the checkpoint's lr is 0\.01/,
+      /--hidden-size is 99 but the checkpoint's hiddenSize is 4[\s\S]*--algorithm is "rtrl" but the checkpoint's algorithm is "tbptt"[\s\S]*--lr is 0\.5 but the checkpoint's lr is 0\.01/,
     )
   })
 
