@@ -276,4 +276,26 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     expect(stderr).toMatch(/coverage is 2; it must be a number in \(0, 1\).*or forecasting\.\*\)/)
     expect(stderr).toMatch(/missing is "mean"; use one of last, zero \(--missing, or forecasting\.missing\)/)
   })
+
+  it('GET /metrics serves rxrnn_interval_coverage, rxrnn_anomalies_total and rxrnn_drifts_total', async () => {
+    const server = await serve({
+      model: { cell: 'gru', inputSize: 1, hiddenSize: 8, outputSize: 1, seed: 2 },
+      trainer: { k1: 4, loss: 'mse', optimizer: { type: 'adam', lr: 0.01 } },
+      forecasting: { coverage: 0.9, drift: {} },
+      port: 0,
+    })
+    cleanups.push(() => server.close())
+    const producer = await client(server.url)
+    for (let t = 0; t < 300; t++)
+      producer.send({ type: 'tick', key: 'a', x: [Math.sin(t / 3)], y: Math.sin((t + 1) / 3), id: t })
+    await producer.waitFor((f) => f.id === 299)
+    const response = await fetch(`http://127.0.0.1:${server.port}/metrics`)
+    expect(response.status).toBe(200)
+    const text = await response.text()
+    const coverage = Number(/^rxrnn_interval_coverage ([\d.]+)$/m.exec(text)?.[1])
+    expect(Math.abs(coverage - 0.9)).toBeLessThan(0.06)
+    expect(text).toMatch(/^rxrnn_interval_nominal_coverage 0.9$/m)
+    expect(text).toMatch(/^rxrnn_anomalies_total \d+$/m)
+    expect(text).toMatch(/^rxrnn_drifts_total 0$/m)
+  })
 })
