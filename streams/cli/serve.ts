@@ -512,7 +512,7 @@ export function resolveServeOptions(
     maxNewKeysPerSecond: pick('maxNewKeysPerSecond', file.maxNewKeysPerSecond) ?? 1000,
     maxBufferedTotal: pick('maxBufferedTotal', file.maxBufferedTotal) ?? 256 << 20,
     slowReaderGraceMs: pick('slowReaderGrace', file.slowReaderGraceMs) ?? 5000,
-    explicit: explicitSettings(flags, given, file),
+    explicit: modelShaped(explicitSettings(flags, given, file), resolved.trainer.horizon ?? 1, forecasting),
   }
   const maxMemory = pick('maxMemory', file.maxMemory)
   if (maxMemory !== undefined) options.maxMemory = maxMemory
@@ -534,6 +534,24 @@ export function resolveServeOptions(
   const idleMs = pick('idleMs', file.idleMs)
   if (idleMs !== undefined) options.idleMs = idleMs
   return options
+}
+
+/**
+ * The explicit sizes as the model has them, so a resume compares like with like: with a horizon
+ * H the model has H × --output-size outputs; --missing and --time-feature add inputs.
+ */
+function modelShaped(
+  explicit: ExplicitSettings,
+  horizon: number,
+  f: ServeForecastingOptions,
+): ExplicitSettings {
+  const model = explicit.model
+  if (!model) return explicit
+  const shaped = { ...model }
+  if (typeof shaped.outputSize === 'number') shaped.outputSize = shaped.outputSize * horizon
+  if (typeof shaped.inputSize === 'number' && (f.missing || f.timeFeature))
+    shaped.inputSize = shaped.inputSize * (f.missing ? 2 : 1) + (f.timeFeature ? 1 : 0)
+  return { ...explicit, model: shaped }
 }
 
 /** What is wrong with the forecasting settings (flags or the file's `forecasting`), each naming where it is set. */

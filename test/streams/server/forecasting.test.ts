@@ -298,4 +298,80 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     expect(text).toMatch(/^rxrnn_anomalies_total \d+$/m)
     expect(text).toMatch(/^rxrnn_drifts_total 0$/m)
   })
+
+  it('rxrnn serve --horizon --missing --checkpoint resumes with the same flags, intervals calibrated at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rxrnn-forecast-resume-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    const flags = [
+      'serve',
+      '--port',
+      '0',
+      '--quiet',
+      '--no-dashboard',
+      '--seed',
+      '3',
+      '--input-size',
+      '1',
+      '--output-size',
+      '1',
+      '--hidden-size',
+      '6',
+      '--k1',
+      '4',
+      '--horizon',
+      '2',
+      '--missing',
+      'last',
+      '--coverage',
+      '0.9',
+      '--checkpoint',
+      join(dir, 'model.ckpt'),
+    ]
+    const run = () => {
+      let stdout = ''
+      let stderr = ''
+      const controller = new AbortController()
+      const code = runCli(flags, {
+        stdout: { write: (s: string) => (stdout += s), isTTY: false, columns: 200 },
+        stderr: { write: (s: string) => (stderr += s) },
+        signal: controller.signal,
+      })
+      return {
+        code,
+        stop: () => controller.abort(),
+        url: () => /listening on (ws:\S+)/.exec(stdout)?.[1],
+        stderr: () => stderr,
+      }
+    }
+    const first = run()
+    await until('listening', () => first.url() !== undefined)
+    const producer = await client(first.url()!)
+    for (let t = 0; t < 100; t++)
+      producer.send({
+        type: 'tick',
+        key: 'a',
+        x: [t % 7 === 0 ? null : Math.sin(t / 3)],
+        y: Math.sin((t + 1) / 3),
+        id: t,
+      })
+    await producer.waitFor((f) => f.id === 99)
+    first.stop()
+    expect(await first.code).toBe(0)
+
+    const second = run()
+    cleanups.push(async () => {
+      second.stop()
+      await second.code
+    })
+    await until('listening again', () => second.url() !== undefined || /error/i.test(second.stderr()))
+    // Resumed, not refused: the sizes the flags imply match the checkpoint's model.
+    expect(second.stderr()).toMatch(/resumed from/)
+    expect(second.stderr()).not.toMatch(/error|but the checkpoint/i)
+    const again = await client(second.url()!)
+    again.send({ type: 'tick', key: 'a', x: [null], y: 0.1, id: 100 })
+    const at = await again.waitFor((f) => f.id === 100)
+    expect(again.frames[at]).toMatchObject({ type: 'prediction' })
+    expect(Number.isFinite((again.frames[at]!.lower as number[])[0])).toBe(true)
+    expect(again.frames[at]!.ahead).toHaveLength(2)
+  })
 })
