@@ -1,4 +1,3 @@
-import type { FloatArray } from '../dtype.js'
 import { RxrnnError } from '../errors.js'
 import type { RecurrentState } from '../state.js'
 import type { OnlineTrainer } from '../trainer.js'
@@ -100,15 +99,6 @@ export class ForecastBook {
     this.target = new Float64Array(this.width)
     // Validate the options now, not on the first event.
     new ForecastTracker(this.width, this.horizon, options)
-  }
-
-  /** Whether anything beyond the plain prediction is asked for. */
-  get active(): boolean {
-    return (
-      this.horizon > 1 ||
-      this.options.coverage !== undefined ||
-      (this.options.drift !== undefined && this.options.drift !== false)
-    )
   }
 
   /**
@@ -214,11 +204,6 @@ export class ForecastBook {
   /** The realised coverage of row 0 over every key so far (NaN before any outcome). */
   coverage(): number {
     return this.outcomes === 0 ? Number.NaN : this.covered / this.outcomes
-  }
-
-  /** The row-0 part of the head's output (the plain prediction). */
-  firstRow(output: FloatArray): FloatArray {
-    return output.length === this.width ? output : output.subarray(0, this.width)
   }
 
   /**
