@@ -64,7 +64,8 @@ export interface TrainerOptions {
    * Direct multi-horizon forecasting: the model's outputSize is horizon × the target's width,
    * row h − 1 forecasting the target h steps on (the target given h − 1 events later). A step's
    * loss enters once all its targets have arrived, so each update learns from the k1 steps that
-   * ended horizon − 1 steps ago: k2 must be >= k1 + horizon − 1. TBPTT only. Default 1 (the next value).
+   * ended horizon − 1 steps ago: k2 must be >= k1 + horizon − 1 (its default then). TBPTT only.
+   * Default 1 (the next value).
    */
   horizon?: number
   /** Learning-rate schedule over the update count (the optimizer's lr is the base). Default constant. */
@@ -148,7 +149,10 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
   if (o.rtrlBudget !== undefined && algorithm !== 'rtrl') {
     problems.push(`rtrlBudget applies to algorithm 'rtrl' only; leave it out for '${algorithm}'`)
   }
-  const k2 = o.k2 === undefined || forwardMode ? k1 : int('k2', o.k2, 1)
+  // With a horizon H, k2 left out reaches back over it: k1 + H − 1 (see horizonProblems).
+  const reach =
+    !forwardMode && Number.isInteger(o.horizon) && (o.horizon as number) > 1 ? (o.horizon as number) - 1 : 0
+  const k2 = o.k2 === undefined || forwardMode ? k1 + reach : int('k2', o.k2, 1)
   if (k2 < k1)
     problems.push(
       `k2 (${k2}) is smaller than k1 (${k1}); k2 >= k1 backpropagates through every step that has a loss`,

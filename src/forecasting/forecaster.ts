@@ -201,6 +201,11 @@ export class ForecastBook {
     return misses
   }
 
+  /** Bytes of typed arrays one key's bookkeeping takes, for memory budgets. */
+  bytesPerKey(): number {
+    return new ForecastTracker(this.width, this.horizon, this.options).bytes()
+  }
+
   /** The realised coverage of row 0 over every key so far (NaN before any outcome). */
   coverage(): number {
     return this.outcomes === 0 ? Number.NaN : this.covered / this.outcomes

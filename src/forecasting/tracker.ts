@@ -186,6 +186,16 @@ export class ForecastTracker {
     return r
   }
 
+  /** Bytes of typed arrays this tracker holds (intervals, remembered forecasts, detector), for memory budgets. */
+  bytes(): number {
+    const series = this.rows
+    const conformal = this.conformal ? series * (2 * this.conformal.options.window * 8 + 3 * 8 + 2 * 4) : 0
+    const past = this.past.byteLength + this.pastLower.byteLength + this.pastUpper.byteLength
+    // ADWIN's buckets (about 200 numbers); Page-Hinkley keeps 6.
+    const detector = this.detector ? (this.drift?.detector === 'adwin' ? 200 * 8 : 6 * 8) : 0
+    return conformal + past + detector
+  }
+
   /** Realised coverage of row 0 (the next value), over outputs; NaN before any outcome or without coverage. */
   coverage(row = 0): number {
     const cal = this.conformal

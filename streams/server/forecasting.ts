@@ -109,6 +109,11 @@ export class ServerForecasting {
     if (this.inputs && saved.inputs) this.inputs.importState(saved.inputs)
   }
 
+  /** Bytes of typed arrays one key's forecasting state takes (intervals, detectors, last inputs). */
+  bytesPerKey(): number {
+    return this.book.bytesPerKey() + (this.inputs ? 8 * this.inputs.features + 64 : 0)
+  }
+
   /** Fields of the metrics frame: realised coverage (row 0, every key), anomalies and drifts so far. */
   metrics(): { intervalCoverage: number | null; anomalies: number; drifts: number } {
     const c = this.book.coverage()

@@ -210,7 +210,8 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     }
   }
   const memory = memoryProblem(
-    heapBytesPerKey(keyed.bytesPerKey()),
+    // A key's forecasting state (intervals, detectors) counts too.
+    heapBytesPerKey(keyed.bytesPerKey() + (learner.forecasting?.bytesPerKey() ?? 0)),
     keyed.maxKeys,
     options.maxMemory ?? defaultMaxMemory(),
   )

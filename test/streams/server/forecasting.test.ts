@@ -374,4 +374,26 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     expect(Number.isFinite((again.frames[at]!.lower as number[])[0])).toBe(true)
     expect(again.frames[at]!.ahead).toHaveLength(2)
   })
+
+  it("the memory budget at start counts each key's forecasting state", async () => {
+    const base = {
+      model: { cell: 'gru' as const, inputSize: 1, hiddenSize: 4, outputSize: 6, seed: 2 },
+      trainer: { k1: 4, horizon: 6, loss: 'mse' as const, optimizer: { type: 'sgd' as const, lr: 0.01 } },
+      port: 0,
+      dashboard: false,
+      maxKeys: 10_000,
+    }
+    const plain = await serve(base)
+    const keyBytes = plain.keyed.bytesPerKey()
+    await plain.close()
+    // Room for twice the keys' windows (as the server counts them), not for 6 × 100 residuals each.
+    const maxMemory = Math.round((2 * keyBytes + 512) * base.maxKeys * 2)
+    const fits = await serve({ ...base, maxMemory })
+    // A horizon alone remembers the last forecasts only (6 × 6 floats per key).
+    expect(fits.forecasting!.bytesPerKey()).toBeLessThan(1000)
+    await fits.close()
+    await expect(serve({ ...base, maxMemory, forecasting: { coverage: 0.9 } })).rejects.toThrow(
+      /may not fit in memory/,
+    )
+  })
 })
