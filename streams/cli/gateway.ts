@@ -1,13 +1,16 @@
 /**
  * `rxrnn serve --nats <url> --partitions <P>`: the WebSocket server as a gateway to NATS workers
- * (streams/server/nats/gateway.ts). The model lives in the workers; the model flags given here
- * only check ticks before they are published (--input-size, --output-size, --loss) and fill
+ * (streams/server/nats/gateway.ts). It takes every security and limit flag of `serve` (token,
+ * origins, hosts, connection limits, timeouts, budgets, TLS, dashboard), from the same flags and
+ * `--config` fields with the same defaults. The model lives in the workers; the model flags given
+ * here only check ticks before they are published (--input-size, --output-size, --loss) and fill
  * `welcome`.
  */
-import { serveGateway } from '../server/nats/gateway.js'
+import { type GatewayOptions, serveGateway } from '../server/nats/gateway.js'
 import type { FrameExpectations, ModelSummary } from '../transport/protocol.js'
+import { resolveEndpointOptions } from './endpoint-flags.js'
 import { aborted, type CliIo, UsageError } from './io.js'
-import type { ServeFlags } from './serve.js'
+import type { FlagSource, ServeConfigFile, ServeFlags } from './serve.js'
 
 /** The flags `serve` takes for the gateway. */
 export interface GatewayFlags {
@@ -16,42 +19,55 @@ export interface GatewayFlags {
   subjectPrefix: string
 }
 
-export async function runGateway(flags: ServeFlags & GatewayFlags, io: CliIo): Promise<number> {
-  const classification = flags.loss === 'cross_entropy'
+/** Serves as a gateway until `io.signal` aborts, then closes every connection with 1001. Returns the exit code. */
+export async function runGateway(
+  flags: ServeFlags & GatewayFlags,
+  sourceOf: FlagSource,
+  file: ServeConfigFile = {},
+  io: CliIo,
+): Promise<number> {
+  const endpoint = resolveEndpointOptions(flags, sourceOf, file)
+  const given = (flag: keyof ServeFlags): boolean => sourceOf(flag) === 'cli' || sourceOf(flag) === 'env'
+  const pick = <T>(flag: keyof ServeFlags, fromFile: T | undefined): T =>
+    (given(flag) || fromFile === undefined ? flags[flag] : fromFile) as T
+  const inputSize = pick<number | undefined>('inputSize', file.model?.inputSize)
+  const outputSize = pick<number | undefined>('outputSize', file.model?.outputSize)
+  const classification = pick('loss', file.trainer?.loss) === 'cross_entropy'
   const expect: FrameExpectations = { task: classification ? 'classification' : 'regression' }
-  if (flags.inputSize !== undefined) expect.inputSize = flags.inputSize
-  if (flags.outputSize !== undefined) expect.outputSize = flags.outputSize
+  if (inputSize !== undefined) expect.inputSize = inputSize
+  if (outputSize !== undefined) expect.outputSize = outputSize
   const model: ModelSummary = {
-    cell: flags.cell,
-    inputSize: flags.inputSize ?? 0,
-    hiddenSize: flags.hiddenSize,
-    numLayers: flags.layers,
-    outputSize: flags.outputSize ?? 0,
+    cell: pick('cell', file.model?.cell),
+    inputSize: inputSize ?? 0,
+    hiddenSize: pick('hiddenSize', file.model?.hiddenSize),
+    numLayers: pick('layers', file.model?.numLayers),
+    outputSize: outputSize ?? 0,
     task: expect.task!,
     workers: 'nats',
   }
+  const options: GatewayOptions = {
+    ...endpoint,
+    servers: flags.nats!.split(',').map((s) => s.trim()),
+    partitions: flags.partitions,
+    subjectPrefix: flags.subjectPrefix,
+    expect,
+    model,
+    maxKnownKeys: pick('maxKeys', file.maxKeys),
+    log: (line) => io.stderr.write(`${line}\n`),
+  }
   let gateway: Awaited<ReturnType<typeof serveGateway>>
   try {
-    gateway = await serveGateway({
-      servers: flags.nats!.split(',').map((s) => s.trim()),
-      partitions: flags.partitions,
-      subjectPrefix: flags.subjectPrefix,
-      host: flags.host,
-      port: flags.port,
-      ...(flags.token === undefined ? {} : { token: flags.token }),
-      expect,
-      model,
-      maxPayload: flags.maxPayload,
-      metricsIntervalMs: flags.metricsInterval,
-      dashboard: flags.dashboard,
-      log: (line) => io.stderr.write(`${line}\n`),
-    })
+    gateway = await serveGateway(options)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
+    const at = `${endpoint.host}:${endpoint.port}`
     if (code === 'EADDRINUSE') {
       throw new UsageError(
-        `cannot listen on ${flags.host}:${flags.port}: the port is in use; pick another --port`,
+        `cannot listen on ${at}: the port is in use; pick another --port (0: any free port)`,
       )
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
+      throw new UsageError(`cannot listen on ${at} (${code}): check --host and --port`)
     }
     throw error
   }
@@ -59,6 +75,12 @@ export async function runGateway(flags: ServeFlags & GatewayFlags, io: CliIo): P
   if (flags.quiet !== true) {
     io.stderr.write(
       `gateway to ${flags.partitions} partitions on ${flags.nats} (subjects ${flags.subjectPrefix}.ticks.<p>); metrics on http${gateway.url.slice(2)}/metrics\n`,
+    )
+  }
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(gateway.host)
+  if (!loopback && endpoint.token === undefined) {
+    io.stderr.write(
+      `warning: listening on ${gateway.host} without --token: anyone who can reach port ${gateway.port} can send ticks\n`,
     )
   }
   await aborted(io.signal)

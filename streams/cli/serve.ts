@@ -2,7 +2,6 @@
  * `rxrnn serve`: the streaming server of `server.ts`, with the model and trainer from flags or a
  * JSON config file (flags win), live progress, and a clean shutdown on SIGINT / SIGTERM.
  */
-import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import type {
@@ -24,6 +23,7 @@ import type { ExplicitSettings } from '../server/checkpointer.js'
 import type { ServeForecastingOptions } from '../server/forecasting.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
+import { resolveEndpointOptions } from './endpoint-flags.js'
 import { metricsLine } from './format.js'
 import { type GatewayFlags, runGateway } from './gateway.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
@@ -336,8 +336,9 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
     )
     .option('--subject-prefix <prefix>', 'with --nats: prefix of every subject and stream', 'rxrnn')
   command.action(async (flags: ServeFlags & GatewayFlags, cmd: Command) => {
-    if (flags.nats !== undefined) return done(await runGateway(flags, io))
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
+    if (flags.nats !== undefined)
+      return done(await runGateway(flags, (name) => cmd.getOptionValueSource(name), file, io))
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
     done(await runServe(options, flags, io))
   })
@@ -491,46 +492,21 @@ export function resolveServeOptions(
   const trainer = resolved.trainer
 
   const options: ServeOptions = {
+    // Host, port, token, origins, TLS, limits, budgets, timeouts: shared with `serve --nats`.
+    ...resolveEndpointOptions(flags, sourceOf, file),
     model: built,
     trainer,
-    host: pick('host', file.host) ?? '127.0.0.1',
-    port: pick('port', file.port) ?? 8080,
-    maxPayload: pick('maxPayload', file.maxPayload) ?? 1 << 20,
     maxKeys: pick('maxKeys', file.maxKeys) ?? 100_000,
-    maxBufferedBytes: pick('maxBufferedBytes', file.maxBufferedBytes) ?? 4 << 20,
-    metricsIntervalMs: pick('metricsInterval', file.metricsIntervalMs) ?? 1000,
-    dashboard: pick('dashboard', file.dashboard) ?? true,
-    allowOrigins: [...(file.allowOrigins ?? []), ...(flags.allowOrigin ?? [])],
-    allowedHosts: [...(file.allowedHosts ?? []), ...(flags.allowedHost ?? [])],
-    maxConnections: pick('maxConnections', file.maxConnections) ?? 1024,
-    maxConnectionsPerAddress: pick('maxConnectionsPerAddress', file.maxConnectionsPerAddress) ?? 256,
-    pingIntervalMs: pick('pingInterval', file.pingIntervalMs) ?? 5000,
-    idleTimeoutMs: pick('idleTimeout', file.idleTimeoutMs) ?? 30_000,
-    headersTimeoutMs: pick('headersTimeout', file.headersTimeoutMs) ?? 10_000,
-    requestTimeoutMs: pick('requestTimeout', file.requestTimeoutMs) ?? 30_000,
-    maxSubscribeKeys: pick('maxSubscribeKeys', file.maxSubscribeKeys) ?? 1000,
-    maxNewKeysPerSecond: pick('maxNewKeysPerSecond', file.maxNewKeysPerSecond) ?? 1000,
-    maxBufferedTotal: pick('maxBufferedTotal', file.maxBufferedTotal) ?? 256 << 20,
-    slowReaderGraceMs: pick('slowReaderGrace', file.slowReaderGraceMs) ?? 5000,
     explicit: modelShaped(explicitSettings(flags, given, file), resolved.trainer.horizon ?? 1, forecasting),
   }
   const maxMemory = pick('maxMemory', file.maxMemory)
   if (maxMemory !== undefined) options.maxMemory = maxMemory
-  const tlsCert = pick('tlsCert', file.tls?.cert)
-  const tlsKey = pick('tlsKey', file.tls?.key)
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw new UsageError('--tls-cert and --tls-key go together: pass both (PEM files), or neither')
-  }
-  if (tlsCert !== undefined && tlsKey !== undefined)
-    options.tls = { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') }
   const checkpointPath = pick('checkpoint', file.checkpoint?.path)
   if (checkpointPath !== undefined) {
     const everyMs = pick('checkpointEvery', file.checkpoint?.everyMs) ?? 60_000
     options.checkpoint = { path: checkpointPath, everyMs }
   }
   if (Object.keys(forecasting).length > 0) options.forecasting = forecasting
-  const tokenValue = pick('token', file.token)
-  if (tokenValue !== undefined) options.token = tokenValue
   const idleMs = pick('idleMs', file.idleMs)
   if (idleMs !== undefined) options.idleMs = idleMs
   return options
@@ -621,15 +597,6 @@ function explicitSettings(
       optimizer: pickGiven('optimizer', fo.type),
       lr: pickGiven('lr', fo.lr),
     }),
-  }
-}
-
-/** A PEM file's text, or a usage error naming the flag. */
-function readPem(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch (error) {
-    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`)
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * What happens to each frame a connection sends: decode and check it, refuse it with an error
- * frame (counted), or hand it to the learner and the hub: a tick is answered with its
- * prediction and broadcast to subscribers, a subscribe changes what the connection follows. A
- * bug on one frame closes that connection (1011), never the server.
+ * frame (counted), or hand it to the tick handler and the hub: a tick (within the connection's
+ * new-key rate) goes to the handler, which answers it (a local learner at once, the NATS gateway
+ * when a worker has), a subscribe changes what the connection follows. A bug on one frame closes
+ * that connection (1011), never the server.
  */
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
@@ -14,19 +15,21 @@ import type {
   ErrorFrame,
   FrameExpectations,
   MetricsFrame,
+  SubscribeFrame,
   TickFrame,
 } from '../transport/protocol.js'
 import { errorFrame } from '../transport/protocol.js'
 import { Connection, type SendBudget } from './connection.js'
-import { hiddenFrame, predictionFrame, subscribedFrame, welcomeFrame } from './frames.js'
+import { subscribedFrame, welcomeFrame } from './frames.js'
 import type { Hub } from './hub.js'
-import type { Learner, TickResult } from './learner.js'
+import type { TickHandler } from './tick-handler.js'
 
 const INTERNAL =
   'The server failed on this frame and closes this connection (1011); it goes on. Please report this.'
 
 export interface DispatcherOptions {
-  learner: Learner
+  /** Answers the ticks (a local learner, or the NATS gateway). */
+  handler: TickHandler
   hub: Hub
   budget: SendBudget
   /** What a frame must look like (model shape, size and value caps). */
@@ -85,14 +88,13 @@ export class Dispatcher {
   }
 
   private onFrame(conn: Connection, frame: ClientFrame): void {
-    const { hub, learner } = this.o
+    const { hub, handler } = this.o
     switch (frame.type) {
       case 'tick':
         this.onTick(conn, frame)
         return
       case 'subscribe':
-        hub.subscribe(conn, frame)
-        conn.send(subscribedFrame(frame.channels, frame.keys, frame.id))
+        this.onSubscribe(conn, frame)
         if (conn.channels.has('metrics')) conn.send(this.o.metrics())
         return
       case 'unsubscribe':
@@ -100,20 +102,30 @@ export class Dispatcher {
         conn.send(subscribedFrame([], undefined, frame.id))
         return
       case 'reset':
-        learner.reset(frame.key)
+        handler.reset(frame.key)
         return
       case 'hello':
-        conn.send(welcomeFrame(learner.summary, frame.id))
+        conn.send(welcomeFrame(handler.summary, frame.id))
         return
     }
   }
 
+  /** Follows what the handler feeds of what the frame names (a gateway feeds no `updates`). */
+  private onSubscribe(conn: Connection, frame: SubscribeFrame): void {
+    const fed = this.o.handler.channels
+    if (fed !== undefined && !frame.channels.every((c) => fed.has(c))) {
+      frame = { ...frame, channels: frame.channels.filter((c) => fed.has(c)) }
+    }
+    this.o.hub.subscribe(conn, frame)
+    conn.send(subscribedFrame(frame.channels, frame.keys, frame.id))
+  }
+
   private onTick(conn: Connection, tick: TickFrame): void {
-    const { hub, learner } = this.o
+    const { handler } = this.o
     const started = performance.now()
     conn.producer = true
-    const { key, y } = tick
-    if (!learner.has(key) && !conn.newKeys.take(started)) {
+    const key = tick.key
+    if (!handler.has(key) && !conn.newKeys.take(started)) {
       this.o.counts.rateLimited++
       const message =
         `this connection creates keys faster than ${this.o.maxNewKeysPerSecond} per second ` +
@@ -121,34 +133,19 @@ export class Dispatcher {
       this.reject(conn, errorFrame('rate_limited', message, tick.id), tick, key)
       return
     }
-    let result: TickResult
     try {
-      result = learner.tick(key, tick.x, y, tick.t)
+      handler.tick(conn, tick)
     } catch (error) {
       if (!(error instanceof RxrnnError)) throw error
       this.reject(conn, errorFrame(error.code, error.message, tick.id), tick, key)
       return
-    }
-    conn.send(predictionFrame(key, tick.id, result))
-    const drift = result.forecast?.drift
-    if (drift) hub.broadcast('updates', key, () => drift, undefined, true)
-    // Other subscribers also get the target, when the tick had one.
-    if (hub.following.predictions > 0) {
-      const target = y === undefined ? undefined : typeof y === 'number' ? [y] : Array.from(y)
-      const anomalous = result.forecast?.isAnomaly === true
-      hub.broadcast('predictions', key, () => predictionFrame(key, tick.id, result, target), conn, anomalous)
-    }
-    if (hub.following.hidden > 0) {
-      const h = learner.hidden(key)
-      if (h) hub.broadcast('hidden', key, () => hiddenFrame(key, h))
     }
     this.o.tickSeconds.observe((performance.now() - started) / 1000)
   }
 
   /** Answers a refused frame with its error frame, and counts it (monitor and per code). */
   private reject(conn: Connection, error: ErrorFrame, event: unknown, key?: string): void {
-    this.o.learner.monitor.reject(new RxrnnError(error.code, error.message), event, key)
-    this.o.learner.reject(error)
+    this.o.handler.reject(error, event, key)
     conn.send(error)
   }
 }
