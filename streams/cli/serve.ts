@@ -337,8 +337,18 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
     .option('--subject-prefix <prefix>', 'with --nats: prefix of every subject and stream', 'rxrnn')
   command.action(async (flags: ServeFlags & GatewayFlags, cmd: Command) => {
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
-    if (flags.nats !== undefined)
+    if (flags.nats !== undefined) {
+      // The workers learn, not the gateway: forecasting there is not wired yet, so say so, not ignore it.
+      const forecastingFlags = (
+        ['horizon', 'coverage', 'anomalyThreshold', 'drift', 'onDrift', 'timeFeature', 'missing'] as const
+      ).filter((f) => flags[f] !== undefined)
+      if (forecastingFlags.length > 0 || file?.forecasting !== undefined)
+        throw new UsageError(
+          `--nats: the forecasting settings (${forecastingFlags.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ') || 'forecasting in --config'}) ` +
+            'are not supported by the NATS workers yet; serve without --nats to use them',
+        )
       return done(await runGateway(flags, (name) => cmd.getOptionValueSource(name), file, io))
+    }
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
     done(await runServe(options, flags, io))
   })

@@ -396,4 +396,31 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
       /may not fit in memory/,
     )
   })
+
+  it('serve --nats refuses forecasting flags (the workers do not forecast yet) instead of ignoring them', async () => {
+    let stderr = ''
+    const code = await runCli(
+      [
+        'serve',
+        '--nats',
+        'nats://127.0.0.1:1',
+        '--input-size',
+        '1',
+        '--output-size',
+        '1',
+        '--coverage',
+        '0.9',
+        '--time-feature',
+      ],
+      {
+        stdout: { write: () => true, isTTY: false, columns: 200 },
+        stderr: { write: (s: string) => (stderr += s) },
+        signal: new AbortController().signal,
+      },
+    )
+    expect(code).not.toBe(0)
+    expect(stderr).toMatch(
+      /--nats: the forecasting settings \(--coverage, --time-feature\) are not supported/,
+    )
+  })
 })
