@@ -14,7 +14,14 @@ export class RxrnnError extends Error {
   readonly problems: readonly string[]
 
   constructor(code: RxrnnErrorCode, message: string, problems: readonly string[] = [message]) {
-    super(problems.length > 1 ? `${message}:\n  - ${problems.join('\n  - ')}` : message)
+    // A single problem still reaches the message (it is all most users read), unless it is there already.
+    super(
+      problems.length > 1
+        ? `${message}:\n  - ${problems.join('\n  - ')}`
+        : problems.length === 1 && !message.includes(problems[0]!)
+          ? `${message}: ${problems[0]}`
+          : message,
+    )
     this.code = code
     this.problems = problems
   }

@@ -124,7 +124,8 @@ export class KeyedTrainer {
     if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid keyed trainer options', problems)
     const A = arrayTypeOf(trainer.model.config.dtype)
     this.xScratch = new A(trainer.model.config.inputSize)
-    this.targetScratch = new A(trainer.loss.targetSize)
+    // A label is one row of a multi-horizon head's targets.
+    this.targetScratch = new A((trainer.horizonTargets?.rowLoss ?? trainer.loss).targetSize)
     this.result = { prediction: this.xScratch, updates: noUpdates }
     this.store = new KeyStore<LinkedEntry>({
       maxKeys: this.maxKeys,
@@ -319,7 +320,9 @@ export class KeyedTrainer {
     const entry = this.store.get(key)
     const event = entry?.pending.find((e) => e.id === id)
     if (!entry || !event) return null
-    const problem = this.trainer.loss.readTarget(this.targetScratch, target)
+    // With a multi-horizon head a label is one row (the target of that event).
+    const reader = this.trainer.horizonTargets?.rowLoss ?? this.trainer.loss
+    const problem = reader.readTarget(this.targetScratch, target)
     if (problem) throw new RxrnnError('bad_target', problem)
     event.target = this.targetScratch.slice()
     this.updatesScratch.length = 0

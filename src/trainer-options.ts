@@ -1,4 +1,7 @@
 import { RxrnnError } from './errors.js'
+import { horizonProblems } from './forecasting/horizon.js'
+import type { LearningRateSchedule } from './forecasting/lr-schedule.js'
+import { validateSchedule } from './forecasting/lr-schedule.js'
 import type { AlgorithmName } from './gradients/algorithm.js'
 import { ALGORITHM_NAMES, isForwardMode } from './gradients/algorithm.js'
 import type { LossName } from './losses.js'
@@ -57,6 +60,16 @@ export interface TrainerOptions {
    * loss, the weights and optimizer state go back to the last good copy, saved every `every` updates.
    */
   rollback?: { lossFactor?: number; every?: number }
+  /**
+   * Direct multi-horizon forecasting: the model's outputSize is horizon × the target's width,
+   * row h − 1 forecasting the target h steps on (the target given h − 1 events later). A step's
+   * loss enters once all its targets have arrived, so each update learns from the k1 steps that
+   * ended horizon − 1 steps ago: k2 must be >= k1 + horizon − 1 (its default then). TBPTT only.
+   * Default 1 (the next value).
+   */
+  horizon?: number
+  /** Learning-rate schedule over the update count (the optimizer's lr is the base). Default constant. */
+  lrSchedule?: LearningRateSchedule
 }
 
 export interface ResolvedTrainerOptions {
@@ -74,6 +87,8 @@ export interface ResolvedTrainerOptions {
   diagnosticsEvery: number
   rollback: { lossFactor: number; every: number } | undefined
   rtrlBudget: { maxBytes: number; maxMultiplyAddsPerStep: number }
+  horizon: number
+  lrSchedule: LearningRateSchedule | undefined
 }
 
 /** The options TrainerOptions has: anything else is refused (a misspelt option would otherwise do nothing). */
@@ -91,6 +106,8 @@ const KNOWN_OPTIONS: readonly (keyof TrainerOptions)[] = [
   'seed',
   'diagnosticsEvery',
   'rollback',
+  'horizon',
+  'lrSchedule',
 ]
 
 /** RTRL's default budget per sequence: 64 MiB of sensitivities, 1e8 multiply-adds a step. */
@@ -132,7 +149,10 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
   if (o.rtrlBudget !== undefined && algorithm !== 'rtrl') {
     problems.push(`rtrlBudget applies to algorithm 'rtrl' only; leave it out for '${algorithm}'`)
   }
-  const k2 = o.k2 === undefined || forwardMode ? k1 : int('k2', o.k2, 1)
+  // With a horizon H, k2 left out reaches back over it: k1 + H − 1 (see horizonProblems).
+  const reach =
+    !forwardMode && Number.isInteger(o.horizon) && (o.horizon as number) > 1 ? (o.horizon as number) - 1 : 0
+  const k2 = o.k2 === undefined || forwardMode ? k1 + reach : int('k2', o.k2, 1)
   if (k2 < k1)
     problems.push(
       `k2 (${k2}) is smaller than k1 (${k1}); k2 >= k1 backpropagates through every step that has a loss`,
@@ -195,7 +215,16 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     diagnosticsEvery: o.diagnosticsEvery === undefined ? 1 : int('diagnosticsEvery', o.diagnosticsEvery, 0),
     rollback,
     rtrlBudget,
+    horizon: o.horizon === undefined ? 1 : int('horizon', o.horizon, 1),
+    lrSchedule: o.lrSchedule,
   }
+  if (resolved.horizon > 1 && forwardMode)
+    problems.push(
+      `horizon ${resolved.horizon} needs algorithm 'tbptt': a step's loss enters only once its targets have ` +
+        `arrived, later, and '${algorithm}' adds each step's loss as it goes; leave horizon out or use 'tbptt'`,
+    )
+  else problems.push(...horizonProblems(k1, k2, resolved.horizon, o.loss))
+  if (o.lrSchedule !== undefined) problems.push(...validateSchedule(o.lrSchedule))
   if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid trainer options', problems)
   return resolved
 }

@@ -25,6 +25,8 @@ export function exportTrainerState(trainer: OnlineTrainer): Record<string, unkno
     ...(o.clipValue === undefined ? {} : { clipValue: o.clipValue }),
     ...(o.seed === undefined ? {} : { seed: o.seed }),
     ...(o.rollback === undefined ? {} : { rollback: o.rollback }),
+    ...(o.horizon === 1 ? {} : { horizon: o.horizon }),
+    ...(o.lrSchedule === undefined ? {} : { lrSchedule: o.lrSchedule }),
   }
   return {
     model: trainer.model.config,

@@ -5,6 +5,8 @@ import { fitLogGain, spectralRadius } from './diagnostics.js'
 import type { FloatArray, FloatArrayConstructor } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import { HorizonTargets } from './forecasting/horizon.js'
+import { LearningRateController } from './forecasting/lr-schedule.js'
 import type { GradientAlgorithm, WindowLoss } from './gradients/algorithm.js'
 import { createGradientAlgorithm } from './gradients/index.js'
 import type { Loss } from './losses.js'
@@ -111,6 +113,10 @@ export class OnlineTrainer {
   readonly clipHistory = new ClipHistory()
   /** @internal */
   readonly guard: DivergenceGuard
+  /** Multi-horizon targets (options.horizon > 1), else null: the hook that delays targets into the window. */
+  readonly horizonTargets: HorizonTargets | null
+  /** The learning rate per update: schedule and drift raises. */
+  readonly learningRate: LearningRateController
   private readonly ArrayType: FloatArrayConstructor
   // Per-step inputs are validated into these before any state is written.
   private readonly xIn: FloatArray
@@ -147,6 +153,9 @@ export class OnlineTrainer {
       model.kernels,
     )
     this.rng = new Rng(o.seed ?? c.seed + 1)
+    this.horizonTargets =
+      o.horizon > 1 ? new HorizonTargets(o.horizon, c.outputSize, o.loss, o.huberDelta, this.ArrayType) : null
+    this.learningRate = new LearningRateController(o.optimizer.lr, o.lrSchedule)
     // Scratch the kernels read and write lives in their memory (no staging copies).
     const alloc = (n: number) => model.kernels.alloc(n)
     this.xIn = alloc(c.inputSize)
@@ -335,6 +344,7 @@ export class OnlineTrainer {
    */
   check(x: ArrayLike<number>, target?: number | ArrayLike<number> | null): boolean {
     copyFiniteVector(this.xIn, x, 'x', 'bad_input', 'inputSize')
+    if (this.horizonTargets) return this.horizonTargets.read(target)
     const hasTarget = target !== undefined && target !== null
     if (hasTarget) {
       const problem = this.loss.readTarget(this.targetIn, target)
@@ -384,6 +394,7 @@ export class OnlineTrainer {
     seq.observed++
     seq.sinceUpdate++
     if (seq.filled < this.options.k2) seq.filled++
+    this.horizonTargets?.write(seq, hasTarget)
     this.algorithm.afterStep(seq, slot, prev, caches, y)
     if (seq.cleanState) return model.stepValidated(slot.x, seq.cleanState)
     return y
@@ -432,6 +443,10 @@ export class OnlineTrainer {
     if (refusal) return this.refuse(seq, report, refusal)
     this.clip(report)
     this.guard.beforeStep()
+    if (this.learningRate.engaged) {
+      this.optimizer.setLearningRate(this.learningRate.rateAt(this.optimizer.t))
+      report.lr = this.optimizer.config.lr
+    }
     this.optimizer.step(params.values, params.grads)
     this.guard.accepted(window.loss)
     report.update = this.optimizer.t

@@ -62,6 +62,8 @@ export class SequenceWindow {
   sinceUpdate = 0
   /** Steps observed in total, never reset (the `step` of update reports). */
   observed = 0
+  /** Consecutive steps, up to the horizon, that brought a target (multi-horizon training; see HorizonTargets). */
+  targetRun = 0
   /** The window-level variational dropout masks, redrawn at the start of each truncation window. */
   readonly windowMasks: readonly (LayerMasks | null)[]
   /** Deterministic inference state, kept apart from the training trajectory when dropout or zoneout randomise it. */
@@ -167,6 +169,7 @@ export class SequenceWindow {
       filled: this.filled,
       sinceUpdate: this.sinceUpdate,
       observed: this.observed,
+      targetRun: this.targetRun,
       buffer: this.buffer.slice(),
       hasTarget: Uint8Array.from(this.slots, (s) => (s.hasTarget ? 1 : 0)),
       windowMasks: this.windowMasks.map((m) => (m ? [m.x?.slice() ?? null, m.h?.slice() ?? null] : null)),
@@ -230,6 +233,7 @@ export class SequenceWindow {
     this.filled = filled
     this.sinceUpdate = sinceUpdate
     this.observed = observed
+    this.targetRun = typeof saved.targetRun === 'number' ? saved.targetRun : 0
   }
 
   /** A sequence boundary: zero state, empty window, zero sensitivities. */
@@ -241,5 +245,6 @@ export class SequenceWindow {
     this.carriedLossSteps = 0
     this.filled = 0
     this.sinceUpdate = 0
+    this.targetRun = 0
   }
 }

@@ -16,6 +16,8 @@ export {
 } from './operators/evaluation.js'
 export type { ForecastOptions, ForecastResult } from './operators/forecast.js'
 export { forecast } from './operators/forecast.js'
+export type { ForecastingOptions, ForecastResultFields } from './operators/forecasting.js'
+export { modelInputSize } from './operators/forecasting.js'
 export type { KeyedEvent, KeyedResult, LearnByKeyOptions } from './operators/keyed.js'
 export { learnByKey } from './operators/keyed.js'
 export type {

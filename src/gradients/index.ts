@@ -26,7 +26,7 @@ export function createGradientAlgorithm(
 ): GradientAlgorithm {
   switch (o.algorithm) {
     case 'tbptt':
-      return new Tbptt(model, loss, o.k1, o.k2, alloc, updatesSeen)
+      return new Tbptt(model, loss, o.k1, o.k2, alloc, updatesSeen, o.horizon)
     case 'rtrl':
       ForwardModeAlgorithm.checkSupported(o.algorithm, model)
       return new Rtrl(model, loss, o.rtrlBudget)

@@ -42,6 +42,11 @@ export class Tbptt implements GradientAlgorithm {
     alloc: (n: number) => FloatArray,
     /** The trainer's updates so far: whether the weights may have changed under the window. */
     private readonly updatesSeen: () => number,
+    /**
+     * A multi-horizon head's H (see HorizonTargets): a step's loss is complete H − 1 steps after
+     * it, so the loss covers the k1 steps that ended H − 1 steps ago (k2 >= k1 + H − 1).
+     */
+    private readonly horizon = 1,
   ) {
     const c = model.config
     const ws = new SequenceWindow(
@@ -83,8 +88,9 @@ export class Tbptt implements GradientAlgorithm {
     for (let i = 0; i < n; i++) trajectory[i] = seq.slotBack(n - 1 - i)
     const entering = seq.slotBack(n)
     this.entering = entering
-    // The loss covers the last k1 steps, or fewer in a sequence's first, shortened window.
-    const lossStart = Math.max(0, n - k1)
+    // The loss covers the last k1 steps, or fewer in a sequence's first, shortened window; with a
+    // horizon H, the k1 steps that ended H − 1 steps ago (the newer ones await targets).
+    const lossStart = Math.max(0, n - k1 - this.horizon + 1)
     let lossSteps = 0
     for (let i = lossStart; i < n; i++) if (trajectory[i]!.hasTarget) lossSteps++
     if (lossSteps === 0) return false
@@ -116,7 +122,7 @@ export class Tbptt implements GradientAlgorithm {
     const H = model.config.hiddenSize
     const act = this.activations
     const entering = this.entering!
-    const firstLossStep = n - this.k1
+    const firstLossStep = n - this.k1 - this.horizon + 1
     for (const c of this.carry) c.fill(0)
     for (let i = n - 1; i >= 0; i--) {
       const s = act[i]!
@@ -151,7 +157,9 @@ export class Tbptt implements GradientAlgorithm {
   }
 
   probeGradientFlow(_seq: SequenceWindow, loss: WindowLoss, norms: number[]): boolean {
-    const n = loss.windowSteps
+    // From the newest step whose loss is complete: with a horizon H, the one H − 1 steps back.
+    const n = loss.windowSteps - this.horizon + 1
+    if (n <= 0) return false
     const newest = this.trajectory[n - 1]!
     if (!newest.hasTarget) return false
     this.probe.run(this.entering!, this.trajectory, this.activations, n, this.dYRows[n - 1]!, norms)

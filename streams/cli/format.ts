@@ -50,6 +50,9 @@ export function metricsLine(m: MetricsFrame, eventsPerSecond = m.eventsPerSecond
   if (m.rejected > 0) parts.push(`rejected ${count(m.rejected)}`)
   if (m.dropped > 0) parts.push(`dropped ${count(m.dropped)}`)
   if (m.skippedUpdates > 0) parts.push(`skipped updates ${count(m.skippedUpdates)}`)
+  if (typeof m.intervalCoverage === 'number') parts.push(`coverage ${percent(m.intervalCoverage)}`)
+  if (typeof m.anomalies === 'number' && m.anomalies > 0) parts.push(`anomalies ${count(m.anomalies)}`)
+  if (typeof m.drifts === 'number' && m.drifts > 0) parts.push(`drifts ${count(m.drifts)}`)
   return parts.join('  ')
 }
 
@@ -73,8 +76,25 @@ export function frameLine(frame: Record<string, unknown>): string | undefined {
     case 'prediction': {
       const id = frame.id === undefined ? '' : ` #${String(frame.id)}`
       const target = frame.target === undefined ? '' : `  target ${vector(frame.target)}`
-      return `prediction  ${String(frame.key)}${id}  y ${vector(frame.y)}${target}`
+      const interval =
+        frame.lower === undefined ? '' : `  interval ${vector(frame.lower)} … ${vector(frame.upper)}`
+      const anomaly =
+        typeof frame.anomaly === 'number'
+          ? `  anomaly ${frame.anomaly.toFixed(3)}${frame.isAnomaly === true ? ' ANOMALY' : ''}`
+          : ''
+      const ahead = Array.isArray(frame.ahead)
+        ? `  ahead ${frame.ahead.length} rows, last ${vector(frame.ahead.at(-1))}`
+        : ''
+      return `prediction  ${String(frame.key)}${id}  y ${vector(frame.y)}${target}${interval}${anomaly}${ahead}`
     }
+    case 'drift':
+      return [
+        `drift       ${String(frame.key)}`,
+        `step ${count(frame.step)}`,
+        `${String(frame.detector)}`,
+        `loss ${num(frame.loss)}`,
+        `response ${String(frame.response)}`,
+      ].join('  ')
     case 'error':
       return `error       ${String(frame.code)}: ${String(frame.message)}`
     default:

@@ -113,6 +113,12 @@ export function resolveModelFlags(
   sourceOf: ModelFlagSource,
   file: { model?: Partial<ModelConfig>; trainer?: Partial<TrainerOptions> } = {},
   command = 'rxrnn serve',
+  /**
+   * Forecasting's effect on the sizes: `outputSize` is the target's width, so a horizon H gives
+   * the model H × that many outputs (and k2 defaults to k1 + H − 1); missing values add a mask
+   * input per feature, the time feature one input.
+   */
+  shape: { horizon?: number | undefined; missing?: boolean; timeFeature?: boolean } = {},
 ): { model: ResolvedModelConfig; trainer: TrainerOptions } {
   const given = (flag: keyof ModelFlags): boolean => {
     const source = sourceOf(flag)
@@ -140,6 +146,16 @@ export function resolveModelFlags(
   for (const field of ['algorithm', 'k1', 'k2', 'loss'] as const) {
     const value = pick(field, trainer[field])
     if (value !== undefined) trainer[field] = value
+  }
+  const horizon = shape.horizon ?? (trainer.horizon as number | undefined) ?? 1
+  if (horizon > 1) {
+    trainer.horizon = horizon
+    if (typeof model.outputSize === 'number') model.outputSize = model.outputSize * horizon
+    // k2 must reach back over the horizon: unless given, it does.
+    if (trainer.k2 === undefined && typeof trainer.k1 === 'number') trainer.k2 = trainer.k1 + horizon - 1
+  }
+  if (typeof model.inputSize === 'number' && (shape.missing || shape.timeFeature)) {
+    model.inputSize = model.inputSize * (shape.missing ? 2 : 1) + (shape.timeFeature ? 1 : 0)
   }
   // 0 (a flag) or null (a file) turns clipping off.
   const clipNorm = pick('clipNorm', trainer.clipNorm)

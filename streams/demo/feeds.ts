@@ -35,6 +35,12 @@ export interface FeedStep {
   toOriginal: (prediction: ArrayLike<number>) => number[]
   /** Each baseline's forecast of `truth`, in original units, in `FeedSpec.baselines` order. */
   baselines: number[][]
+  /**
+   * Maps the `ahead` rows of a multi-horizon forecast made at this step to the original-unit
+   * forecast of the truth of step t + H − 1 (H = the rows), with this step's statistics only.
+   * Persistence H steps ahead is `baselines[0]` against that same truth.
+   */
+  aheadToOriginal: (ahead: readonly (readonly number[])[]) => number[]
 }
 
 /** What is forecast, for the summary table. */
@@ -84,6 +90,8 @@ export function sp500Steps(days: readonly Sp500DailyRow[]): FeedSteps {
       truth: [truth],
       toOriginal: (p) => [p[0]! * std + mean],
       baselines: [[ret], [0]],
+      // The last row forecasts the return of the day H on.
+      aheadToOriginal: (ahead) => [ahead.at(-1)![0]! * std + mean],
     })
   }
   return {
@@ -135,6 +143,9 @@ export function seattleSteps(hours: readonly SeattleHourlyRow[]): FeedSteps {
       truth,
       toOriginal: (p) => [0, 1].map((i) => now[i]! + p[i]! * std[i]! + mean[i]!),
       baselines: [now],
+      // Row h − 1 forecasts the change of hour t + h − 1 → t + h: the level H hours on is now plus their sum.
+      aheadToOriginal: (ahead) =>
+        [0, 1].map((i) => ahead.reduce((level, row) => level + row[i]! * std[i]! + mean[i]!, now[i]!)),
     })
   }
   return {

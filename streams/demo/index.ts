@@ -41,6 +41,10 @@ export interface DemoOptions {
 /** How long the full replay takes: the feeds are paced so that they end together. */
 const REPLAY_SECONDS = 30
 
+/** Steps ahead the demo forecasts, and the nominal coverage of its intervals. */
+const HORIZON = 6
+const COVERAGE = 0.9
+
 /** The same recurrent net and learning rule for both feeds; only the sizes differ. */
 const TRAINER: TrainerOptions = {
   k1: 16,
@@ -50,6 +54,8 @@ const TRAINER: TrainerOptions = {
   clipNorm: 1,
   // Gradient flow and spectral radius for the dashboard, on every 10th update.
   diagnosticsEvery: 10,
+  // Six rows per target: the forecasts 1 … 6 steps on (k2 = 32 reaches back over k1 + 5).
+  horizon: HORIZON,
 }
 
 interface DemoFeed {
@@ -154,7 +160,7 @@ export async function runDemoUntil(options: DemoOptions, stop: () => Promise<voi
         cell: 'gru',
         inputSize: feed.inputs.length,
         hiddenSize: 32,
-        outputSize: feed.targets.length,
+        outputSize: feed.targets.length * HORIZON,
         seed: 1,
       }
       const server = await serve({
@@ -163,6 +169,7 @@ export async function runDemoUntil(options: DemoOptions, stop: () => Promise<voi
         host: '127.0.0.1',
         port: options.port === undefined || options.port === 0 ? 0 : options.port + i,
         metricsIntervalMs: quick ? 250 : 1000,
+        forecasting: { coverage: COVERAGE },
         log: (line) => log(`[${spec.label}] ${line}`),
       })
       servers.push(server)
@@ -239,6 +246,7 @@ export async function runDemoUntil(options: DemoOptions, stop: () => Promise<voi
         metrics: servers[i]!.metrics(),
         modelName: MODEL_NAME,
         note: spec.note,
+        coverage: COVERAGE,
       }))
         log(line)
       log(

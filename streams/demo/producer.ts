@@ -1,5 +1,5 @@
 import { RxrnnError } from '../../src/index.js'
-import type { MetricsFrame, ServerFrame } from '../transport/protocol.js'
+import type { MetricsFrame, PredictionFrame, ServerFrame } from '../transport/protocol.js'
 import type { WebSocketConnection } from '../transport/ws-source.js'
 import { webSocketConnection } from '../transport/ws-source.js'
 import type { FeedStep } from './feeds.js'
@@ -37,6 +37,13 @@ export interface ReplayResult {
   scoredTo: string
   /** Ticks the server refused, with why (none expected). */
   rejected: { code: string; message: string }[]
+  /**
+   * With a multi-horizon server: the H-steps-ahead forecasts (row 0: the model, row 1:
+   * persistence made at the same step) against the truth H − 1 steps later, in original units.
+   */
+  ahead?: { horizon: number; tally: ErrorTally }
+  /** With intervals: scored steps whose target fell inside the interval (per target, scaled units), of `scored`. */
+  intervals?: { covered: number; scored: number }
   elapsedMs: number
 }
 
@@ -53,6 +60,10 @@ export class Replay {
   private answered = 0
   private readonly tally: ErrorTally
   private readonly rejected: { code: string; message: string }[] = []
+  private aheadTally: ErrorTally | undefined
+  private horizon = 1
+  private covered = 0
+  private intervalScored = 0
   private connection: WebSocketConnection | undefined
 
   constructor(options: ReplayOptions) {
@@ -93,6 +104,10 @@ export class Replay {
         }
         const scored = steps.slice(warmup)
         resolve({
+          ...(this.aheadTally ? { ahead: { horizon: this.horizon, tally: this.aheadTally } } : {}),
+          ...(this.intervalScored > 0
+            ? { intervals: { covered: this.covered, scored: this.intervalScored } }
+            : {}),
           tally: this.tally,
           scoredFrom: scored[0]?.date ?? '',
           scoredTo: scored.at(-1)?.date ?? '',
@@ -117,7 +132,7 @@ export class Replay {
         }
         if (this.sent === total) clearInterval(timer)
       }
-      const onPrediction = (id: number, y: ArrayLike<number>) => {
+      const onPrediction = (id: number, y: ArrayLike<number>, frame: PredictionFrame) => {
         const step = steps[id]
         if (!step) return
         this.answered++
@@ -125,6 +140,7 @@ export class Replay {
           forecasts[0] = step.toOriginal(y)
           for (let b = 0; b < step.baselines.length; b++) forecasts[b + 1] = step.baselines[b]!
           this.tally.add(forecasts, step.truth)
+          this.scoreForecasting(step, steps[id + this.horizon - 1], frame)
         }
         if (this.answered === total) finish()
         else pump()
@@ -135,6 +151,11 @@ export class Replay {
           switch (frame.type) {
             case 'welcome': {
               const { inputSize, outputSize } = frame.model
+              const horizon = frame.model.horizon
+              if (typeof horizon === 'number' && horizon > 1) {
+                this.horizon = horizon
+                this.aheadTally = new ErrorTally(2, outputSize)
+              }
               const first = steps[0]
               if (first && (first.x.length !== inputSize || first.truth.length !== outputSize)) {
                 finish(
@@ -155,7 +176,7 @@ export class Replay {
               return
             }
             case 'prediction':
-              if (frame.id !== undefined) onPrediction(frame.id, frame.y)
+              if (frame.id !== undefined) onPrediction(frame.id, frame.y, frame)
               return
             case 'metrics':
               onMetrics?.(frame)
@@ -184,6 +205,23 @@ export class Replay {
       })
       connection.send({ type: 'hello' })
     })
+  }
+
+  /** Scores a prediction frame's `ahead` (against the truth `horizon` − 1 steps on) and its interval. */
+  private scoreForecasting(step: FeedStep, later: FeedStep | undefined, frame: PredictionFrame): void {
+    if (this.aheadTally && frame.ahead && later) {
+      this.aheadTally.add([step.aheadToOriginal(frame.ahead), step.baselines[0]!], later.truth)
+    }
+    const { lower, upper } = frame
+    if (lower && upper && step.y) {
+      // In the scaled units the server sees; JSON would carry an uncalibrated bound as null.
+      for (let i = 0; i < step.y.length; i++) {
+        const lo = lower[i] ?? Number.NEGATIVE_INFINITY
+        const hi = upper[i] ?? Number.POSITIVE_INFINITY
+        this.intervalScored++
+        if (step.y[i]! >= lo && step.y[i]! <= hi) this.covered++
+      }
+    }
   }
 
   /** Stops the replay (its promise rejects unless it has already ended). */

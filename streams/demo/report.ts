@@ -56,6 +56,8 @@ export interface FeedSummary {
   modelName: string
   /** A line of context for the reader, printed after the verdict. */
   note?: string
+  /** The nominal coverage of the server's intervals, when it has them. */
+  coverage?: number
 }
 
 /**
@@ -98,7 +100,34 @@ export function summaryLines(s: FeedSummary): string[] {
       `${m.skippedUpdates} skipped, ${result.rejected.length} ticks refused`,
   )
   for (const [i, t] of targets.entries()) lines.push(`  ${verdict(tally, names, i, t.name)}`)
+  lines.push(...forecastingLines(s))
   if (s.note) lines.push(`  ${s.note}`)
+  return lines
+}
+
+/** Interval coverage, and the H-steps-ahead error against persistence H steps ahead. */
+function forecastingLines(s: FeedSummary): string[] {
+  const lines: string[] = []
+  const { intervals, ahead } = s.result
+  if (intervals && s.coverage !== undefined) {
+    lines.push(
+      `  ${Math.round(s.coverage * 100)}% intervals (adaptive conformal, per key): realised coverage ` +
+        `${((100 * intervals.covered) / intervals.scored).toFixed(1)}% of ${intervals.scored} targets`,
+    )
+  }
+  if (ahead) {
+    const H = ahead.horizon
+    const cells = s.feed.targets.map((t, i) => {
+      const model = ahead.tally.rmse(0, i)
+      const persistence = ahead.tally.rmse(1, i)
+      const unit = t.unit ? ` ${t.unit}` : ''
+      return (
+        `${t.name.replace(/^next-\w+ /, '')} RMSE ${(model * t.displayScale).toFixed(t.digits)}${unit} vs ` +
+        `persistence ${(persistence * t.displayScale).toFixed(t.digits)}${unit} (${signedPercent((model - persistence) / persistence)})`
+      )
+    })
+    lines.push(`  ${H} ${s.unit} ahead (direct multi-horizon head): ${cells.join('; ')}`)
+  }
   return lines
 }
 

@@ -1,13 +1,15 @@
 import type { OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler } from 'rxjs'
-import type { FloatArray, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type { FloatArray, ForecastFields, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { KeyedTrainer } from '../../src/index.js'
+import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
+import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
 import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
 import { sweepIdleKeys, trainerFor } from './shared.js'
 
-export interface ForecastOptions<T> {
+export interface ForecastOptions<T> extends ForecastingOptions {
   /** The model's input for an event. */
   input: (event: T) => ArrayLike<number>
   /**
@@ -15,6 +17,8 @@ export interface ForecastOptions<T> {
    * next return, chosen columns… e.g. `(next, current) => Math.log(next.close / current.close)`.
    */
   target: (next: T, current: T) => number | ArrayLike<number>
+  /** When an event happened, in ms since the epoch (for the `timeFeature` option). */
+  time?: (event: T) => number
   /** The series an event belongs to (one hidden state per key); default: one series. */
   key?: (event: T) => string
   idleMs?: number
@@ -23,7 +27,11 @@ export interface ForecastOptions<T> {
   scheduler?: SchedulerLike
 }
 
-export interface ForecastResult<T> {
+/**
+ * With `coverage`, `anomaly` scores this event against the forecast made for it (its target
+ * arrived with it), and `lower`/`upper` bound this event's own forecast.
+ */
+export interface ForecastResult<T> extends ForecastResultFields {
   key: string
   event: T
   /** The forecast of this event's target (known only when the next event arrives). Yours to keep. */
@@ -56,12 +64,18 @@ export function forecast<T>(
   const scheduler = options.scheduler ?? asyncScheduler
   return operate<T, ForecastResult<T>>(monitor, (subscriber) => {
     const previous = new Map<string, Previous<T>>()
-    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
+    let forecasting: OperatorForecasting | null = null
+    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
       maxPending: 1,
       ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
       ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
-      onEvict: (key) => previous.delete(key),
+      onEvict: (key) => {
+        previous.delete(key)
+        forecasting?.delete(key)
+      },
     })
+    if (wantsForecasting(options))
+      forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
     let nextId = 0
     const sweep = sweepIdleKeys(keyed, scheduler)
     return {
@@ -81,6 +95,7 @@ export function forecast<T>(
         }
         context.key = key
         let update: UpdateReport | undefined
+        let outcome: ForecastFields | null = null
         if (prev && target !== undefined) {
           try {
             const joined = keyed.label(key, prev.id, target)
@@ -90,12 +105,14 @@ export function forecast<T>(
               if (joined.event.prediction && monitor) {
                 prev.baseline = monitor.score(
                   keyed.trainer.loss.name,
-                  joined.event.prediction,
+                  // With a multi-horizon head the stored output holds every row: row 0 is the forecast.
+                  forecasting ? forecasting.prediction(joined.event.prediction) : joined.event.prediction,
                   target,
                   prev.baseline,
                 )
               }
               for (const u of joined.updates) monitor?.update(u, key)
+              if (forecasting) outcome = forecasting.outcome(key, keyed.entry(key)!.sequence, target)
             }
           } catch (error) {
             // A refused target only skips the join: this event is still forecast, unless it was fatal.
@@ -104,11 +121,24 @@ export function forecast<T>(
           }
         }
         const id = nextId++
-        const prediction = keyed.predict(key, id, x, scheduler.now()).prediction.slice()
+        const input = forecasting ? forecasting.prepare(key, x, options.time?.(event)) : x
+        const output = keyed.predict(key, id, input, scheduler.now()).prediction
+        const prediction = forecasting ? forecasting.prediction(output) : output.slice()
+        const fields = forecasting ? forecasting.forecast(key, keyed.entry(key)!.live!, output) : null
         previous.set(key, { id, event, baseline: prev?.baseline ?? null })
         monitor?.event()
         const result: ForecastResult<T> = { key: key, event, prediction }
         if (update) result.update = update
+        if (fields) assignForecastFields(result as unknown as Record<string, unknown>, fields)
+        if (outcome) {
+          assignForecastFields(result as unknown as Record<string, unknown>, {
+            ...(outcome.anomaly === undefined
+              ? {}
+              : { anomaly: outcome.anomaly, isAnomaly: outcome.isAnomaly! }),
+            ...(outcome.drift ? { drift: outcome.drift } : {}),
+          })
+          monitor?.forecast(outcome)
+        }
         subscriber.next(result)
       },
       teardown: () => sweep?.unsubscribe(),

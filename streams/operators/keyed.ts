@@ -1,7 +1,15 @@
 import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler } from 'rxjs'
-import type { FloatArray, KeyedTrainerOptions, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type {
+  FloatArray,
+  ForecastFields,
+  KeyedTrainerOptions,
+  TrainerOptions,
+  UpdateReport,
+} from '../../src/index.js'
 import { copyReport, KeyedTrainer, RxrnnError } from '../../src/index.js'
+import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
+import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
 import type { Monitor } from './monitor.js'
 import { operate } from './operate.js'
 import type { ModelOrTrainer } from './shared.js'
@@ -10,18 +18,21 @@ import { sweepIdleKeys, trainerFor } from './shared.js'
 /** One event of a keyed stream: which stream it belongs to, its input, and its target when known. */
 export interface KeyedEvent {
   key: string
+  /** With the `missing` option an entry may be null (cast: `[21.5, null] as number[]`). */
   x: ArrayLike<number>
   target?: number | ArrayLike<number> | null
+  /** When it happened, in ms since the epoch (for the `timeFeature` option). */
+  t?: number
 }
 
-export interface KeyedResult {
+export interface KeyedResult extends ForecastResultFields {
   key: string
   /** Made before learning from this event's target. Yours to keep. */
   prediction: FloatArray
   update?: UpdateReport
 }
 
-export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPending'> {
+export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPending'>, ForecastingOptions {
   /** Picks the key, x and target of an event; default: the event is a `KeyedEvent`. */
   select?: (event: T) => KeyedEvent
   /** Emits a key whose sequence ends: its hidden state and window are reset. */
@@ -56,14 +67,18 @@ export function learnByKey<T = KeyedEvent>(
   return operate<T, KeyedResult>(monitor, (subscriber) => {
     // Persistence's forecast per key: the key's previous target.
     const baselines = new Map<string, Float64Array | null>()
-    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, trainerOptions), {
+    let forecasting: OperatorForecasting | null = null
+    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
       ...options,
       // The caller's onEvict is called too (spreading options alone would lose it here).
       onEvict: (key) => {
         baselines.delete(key)
+        forecasting?.delete(key)
         options.onEvict?.(key)
       },
     })
+    if (wantsForecasting(options))
+      forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
     const countKeys = () => {
       if (!monitor) return
       monitor.keys = keyed.size
@@ -73,6 +88,7 @@ export function learnByKey<T = KeyedEvent>(
     const resets = reset$?.subscribe({
       next: (key) => {
         keyed.reset(key)
+        forecasting?.book.tracker(key)?.forgetForecasts()
         baselines.delete(key)
       },
       error: (e) => subscriber.error(e),
@@ -93,9 +109,18 @@ export function learnByKey<T = KeyedEvent>(
         if (typeof event.key !== 'string' || event.key === '') {
           throw new RxrnnError('missing_key', 'The event has no key: give each event a non-empty string key')
         }
-        const { prediction, updates } = keyed.observe(event.key, event.x, event.target, scheduler.now())
-        const result: KeyedResult = { key: event.key, prediction: prediction.slice() }
+        const x = forecasting ? forecasting.prepare(event.key, event.x, event.t) : event.x
+        const { prediction, updates } = keyed.observe(event.key, x, event.target, scheduler.now())
+        const result: KeyedResult = {
+          key: event.key,
+          prediction: forecasting ? forecasting.prediction(prediction) : prediction.slice(),
+        }
         if (updates.length > 0) result.update = copyReport(updates[0]!)
+        let fields: ForecastFields | null = null
+        if (forecasting) {
+          fields = forecasting.step(event.key, keyed.entry(event.key)!.sequence, prediction, event.target)
+          assignForecastFields(result as unknown as Record<string, unknown>, fields)
+        }
         if (monitor) {
           monitor.event()
           if (event.target !== undefined && event.target !== null) {
@@ -106,6 +131,7 @@ export function learnByKey<T = KeyedEvent>(
             )
           }
           countKeys()
+          if (fields) monitor.forecast(fields)
           if (result.update) monitor.update(result.update, event.key)
         }
         subscriber.next(result)

@@ -1,6 +1,6 @@
 import type { Observable } from 'rxjs'
 import { Subject } from 'rxjs'
-import type { UpdateReport } from '../../src/index.js'
+import type { DriftEvent, ForecastFields, UpdateReport } from '../../src/index.js'
 import { copyReport, RxrnnError } from '../../src/index.js'
 import type { ClassificationScores, RegressionScores } from './evaluation.js'
 import { ClassificationEvaluator, RegressionEvaluator } from './evaluation.js'
@@ -31,6 +31,10 @@ export interface MetricsSnapshot {
   /** Loss of the latest update, and its exponential moving average (α = 0.05). */
   loss: number
   lossAverage: number
+  /** With the forecasting options: drift alarms and anomalies so far, and the realised interval coverage (row 0). */
+  drifts?: number
+  anomalies?: number
+  intervalCoverage?: number
   /** Gradient norm of the latest update before and after clipping. */
   gradNorm: number
   clippedGradNorm: number
@@ -66,6 +70,13 @@ export class Monitor {
   readonly metrics$: Observable<MetricsSnapshot> = this.metricsSubject.asObservable()
   readonly errors$: Observable<RejectedEvent> = this.errorsSubject.asObservable()
   readonly updates$: Observable<KeyedUpdate> = this.updatesSubject.asObservable()
+  private readonly driftsSubject = new Subject<DriftEvent>()
+  /** Drift alarms (with the `drift` option), per key, as they fire. */
+  readonly drifts$: Observable<DriftEvent> = this.driftsSubject.asObservable()
+  private drifts = 0
+  private anomalies = 0
+  private intervalOutcomes = 0
+  private intervalHits = 0
 
   events = 0
   rejected = 0
@@ -198,9 +209,28 @@ export class Monitor {
     if (this.evicted !== undefined) s.evicted = this.evicted
     if (u?.gradientFlow) s.gradientFlow = u.gradientFlow
     if (u?.spectralRadius) s.spectralRadius = u.spectralRadius
+    if (this.drifts > 0) s.drifts = this.drifts
+    if (this.anomalies > 0) s.anomalies = this.anomalies
+    if (this.intervalOutcomes > 0) s.intervalCoverage = this.intervalHits / this.intervalOutcomes
     if (this.regression) s.regression = this.regression.scores()
     if (this.classification) s.classification = this.classification.scores()
     return s
+  }
+
+  /** A drift alarm: counted and sent on `drifts$`. */
+  drift(event: DriftEvent): void {
+    this.drifts++
+    this.driftsSubject.next(event)
+  }
+
+  /** A tick's forecasting fields: counts anomalies and interval hits (and forwards a drift). */
+  forecast(fields: ForecastFields): void {
+    if (fields.isAnomaly) this.anomalies++
+    if (fields.covered !== undefined) {
+      this.intervalOutcomes++
+      if (fields.covered) this.intervalHits++
+    }
+    if (fields.drift) this.drift(fields.drift)
   }
 
   /** Completes the channels (subscribers see complete). */
@@ -208,5 +238,6 @@ export class Monitor {
     this.metricsSubject.complete()
     this.errorsSubject.complete()
     this.updatesSubject.complete()
+    this.driftsSubject.complete()
   }
 }

@@ -38,6 +38,16 @@ export function predictionFrame(
   const frame: PredictionFrame = { type: 'prediction', key, y: result.y }
   if (id !== undefined) frame.id = id
   if (target !== undefined) frame.target = target
+  const f = result.forecast
+  if (f) {
+    if (f.ahead) frame.ahead = f.ahead
+    if (f.lower) frame.lower = f.lower
+    if (f.upper) frame.upper = f.upper
+    if (f.aheadLower) frame.aheadLower = f.aheadLower
+    if (f.aheadUpper) frame.aheadUpper = f.aheadUpper
+    if (f.anomaly !== undefined) frame.anomaly = f.anomaly
+    if (f.isAnomaly !== undefined) frame.isAnomaly = f.isAnomaly
+  }
   return frame
 }
 

@@ -37,12 +37,20 @@ export class Hub {
    * Sends `frame` to every connection (but `except`) that follows `channel` for `key` (null:
    * every follower), within its maxRate; built lazily by `make` only when someone gets it.
    */
-  broadcast(channel: Channel, key: string | null, make: () => ServerFrame, except?: Connection): void {
+  broadcast(
+    channel: Channel,
+    key: string | null,
+    make: () => ServerFrame,
+    except?: Connection,
+    /** Rare frames that are the point of watching (anomalies, drift alarms) pass maxRate. */
+    essential = false,
+  ): void {
     if (this.following[channel] === 0) return
     let shared: SharedFrame | undefined
     const now = Date.now()
     for (const conn of this.connections) {
-      if (conn === except || !conn.follows(channel, key) || !conn.underRate(channel, now)) continue
+      if (conn === except || !conn.follows(channel, key)) continue
+      if (!essential && !conn.underRate(channel, now)) continue
       shared ??= new SharedFrame(make())
       conn.sendShared(shared)
     }

@@ -34,12 +34,16 @@ export class LearnerTicks implements TickHandler {
     const { hub, learner } = this
     const { key, y } = tick
     // Throws RxrnnError (state unchanged) for a tick the model cannot take.
-    const result = learner.tick(key, tick.x, y)
+    const result = learner.tick(key, tick.x, y, tick.t)
     conn.send(predictionFrame(key, tick.id, result))
+    // A drift alarm goes to `updates` subscribers; it, and anomalous predictions, pass maxRate.
+    const drift = result.forecast?.drift
+    if (drift) hub.broadcast('updates', key, () => drift, undefined, true)
     // Other subscribers also get the target, when the tick had one.
     if (hub.following.predictions > 0) {
       const target = y === undefined ? undefined : typeof y === 'number' ? [y] : Array.from(y)
-      hub.broadcast('predictions', key, () => predictionFrame(key, tick.id, result, target), conn)
+      const anomalous = result.forecast?.isAnomaly === true
+      hub.broadcast('predictions', key, () => predictionFrame(key, tick.id, result, target), conn, anomalous)
     }
     if (hub.following.hidden > 0) {
       const h = learner.hidden(key)
@@ -77,8 +81,16 @@ export class LearnerTicks implements TickHandler {
       handler: this,
       expectations: learner.expectations(),
       maxTickValues: c.inputSize + c.outputSize,
-      metrics: (counters: ConnectionCounters): MetricsFrame =>
-        metricsFrame(monitor.snapshot(), { ...counters, keys: keyed.size, evicted: keyed.evicted }),
+      metrics: (counters: ConnectionCounters): MetricsFrame => {
+        const frame = metricsFrame(monitor.snapshot(), {
+          ...counters,
+          keys: keyed.size,
+          evicted: keyed.evicted,
+        })
+        // Realised coverage (row 0, every key), anomalies and drift alarms so far.
+        if (learner.forecasting) Object.assign(frame, learner.forecasting.metrics())
+        return frame
+      },
       figures,
     }
   }

@@ -4,10 +4,12 @@
  * baseline), and deferred updates (answer first, learn after). `serve()` feeds it ticks and
  * turns what it returns into frames.
  */
-import type { ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type { ForecastFields, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
 import { createModel, KeyedTrainer, Model, OnlineTrainer } from '../../src/index.js'
 import { Monitor } from '../operators/monitor.js'
 import type { FrameExpectations, ModelSummary, NumericVector } from '../transport/protocol.js'
+import type { ServeForecastingOptions } from './forecasting.js'
+import { ServerForecasting } from './forecasting.js'
 
 export interface LearnerOptions {
   model: Model | ModelConfig
@@ -21,6 +23,8 @@ export interface LearnerOptions {
   deferUpdates?: boolean
   /** Called with every update the trainer runs (after the monitor has it). */
   onUpdate: (key: string, report: UpdateReport) => void
+  /** Intervals, anomalies, drift, irregular time, missing values (see `ServeOptions.forecasting`). */
+  forecasting?: ServeForecastingOptions
 }
 
 /**
@@ -30,6 +34,8 @@ export interface LearnerOptions {
 export interface TickResult {
   /** The model's output as a plain array (a typed array would go out as msgpackr's extension). */
   y: number[]
+  /** With forecasting: `ahead`, intervals, the anomaly score and a drift alarm (fresh arrays). */
+  forecast?: ForecastFields | undefined
 }
 
 const noUpdates: readonly UpdateReport[] = []
@@ -50,6 +56,8 @@ export class Learner {
   /** Ticks refused, per error code. */
   readonly rejectedByCode = new Map<string, number>()
   private readonly previousTargets = new Map<string, Float64Array>()
+  /** Intervals, anomaly scores and drift per key (with forecasting options or a trainer horizon), else null. */
+  readonly forecasting: ServerForecasting | null
   private readonly targetScratch = new Float64Array(1)
   private readonly deferUpdates: boolean
   private readonly onUpdate: (key: string, report: UpdateReport) => void
@@ -59,7 +67,10 @@ export class Learner {
   private readonly flushBound = () => this.flush()
 
   constructor(options: LearnerOptions) {
-    const onEvict = (key: string) => this.previousTargets.delete(key)
+    const onEvict = (key: string) => {
+      this.previousTargets.delete(key)
+      this.forecasting?.delete(key)
+    }
     // Every server setting is given, so that none comes from a checkpoint.
     const serverSettings = {
       maxKeys: options.maxKeys ?? 100_000,
@@ -76,6 +87,9 @@ export class Learner {
     }
     this.trainer = this.keyed.trainer
     this.model = this.trainer.model
+    const horizon = this.trainer.options.horizon
+    this.forecasting =
+      options.forecasting || horizon > 1 ? new ServerForecasting(this.keyed, options.forecasting ?? {}) : null
     this.deferUpdates = options.deferUpdates ?? true
     this.onUpdate = options.onUpdate
     this.classification = this.trainer.loss.name === 'cross_entropy'
@@ -85,7 +99,9 @@ export class Learner {
       inputSize: c.inputSize,
       hiddenSize: c.hiddenSize,
       numLayers: c.numLayers,
-      outputSize: c.outputSize,
+      // With a multi-horizon head: the target's width (each `ahead` row), and the horizon.
+      outputSize: this.forecasting?.width ?? c.outputSize,
+      ...(horizon > 1 ? { horizon } : {}),
       dtype: c.dtype,
       task: this.classification ? 'classification' : 'regression',
       loss: this.trainer.loss.name,
@@ -102,10 +118,12 @@ export class Learner {
 
   /** What a tick must look like for this model (for `decodeClientFrame`). */
   expectations(): FrameExpectations {
+    const f = this.forecasting
     return {
-      inputSize: this.model.config.inputSize,
-      outputSize: this.model.config.outputSize,
+      inputSize: f?.rawInputSize ?? this.model.config.inputSize,
+      outputSize: f?.width ?? this.model.config.outputSize,
       task: this.classification ? 'classification' : 'regression',
+      ...(f?.inputs?.missing ? { allowMissing: true } : {}),
     }
   }
 
@@ -119,24 +137,37 @@ export class Learner {
    * unchanged. The result object is reused by the next tick: read it before then (its arrays are
    * fresh each tick and may be kept).
    */
-  tick(key: string, x: NumericVector, y: number | NumericVector | undefined): TickResult {
+  tick(
+    key: string,
+    x: NumericVector | ArrayLike<number | null>,
+    y: number | NumericVector | undefined,
+    t?: number,
+  ): TickResult {
     let output: ArrayLike<number>
     let updates: readonly UpdateReport[] = noUpdates
+    const f = this.forecasting
+    // With --missing or --time-feature the model's input is built here (imputed values, masks, Δt).
+    const input = f ? f.prepare(key, x, t) : (x as NumericVector)
     if (this.deferUpdates) {
-      output = this.keyed.observeDeferred(key, x, y ?? null)
+      output = this.keyed.observeDeferred(key, input, y ?? null)
       this.scheduleFlush()
     } else {
-      const observed = this.keyed.observe(key, x, y ?? null)
+      const observed = this.keyed.observe(key, input, y ?? null)
       output = observed.prediction
       updates = observed.updates
     }
+    // Intervals, anomaly and drift; with a horizon, `y` is row 0 of the head's rows.
+    const forecast = f ? f.annotate(key, output, y) : undefined
     // A loop, not Array.from, which walks an iterator.
-    const prediction = new Array<number>(output.length)
-    for (let i = 0; i < output.length; i++) prediction[i] = output[i]!
+    const width = f?.width ?? output.length
+    const prediction = new Array<number>(width)
+    for (let i = 0; i < width; i++) prediction[i] = output[i]!
     this.monitor.event()
     if (y !== undefined) this.score(key, prediction, y)
+    if (forecast) this.monitor.forecast(forecast)
     for (const u of updates) this.report(key, u)
     this.result.y = prediction
+    this.result.forecast = forecast
     return this.result
   }
 
@@ -152,6 +183,7 @@ export class Learner {
 
   reset(key: string): void {
     this.keyed.reset(key)
+    this.forecasting?.book.tracker(key)?.forgetForecasts()
     this.previousTargets.delete(key)
     this.scheduleFlush()
   }
@@ -193,7 +225,7 @@ export class Learner {
     // Each key's last target, for the persistence baseline: one buffer per key, rewritten.
     let previous = this.previousTargets.get(key)
     this.monitor.scoreRegression(prediction, target, previous ?? null)
-    if (!previous) this.previousTargets.set(key, (previous = new Float64Array(this.model.config.outputSize)))
+    if (!previous) this.previousTargets.set(key, (previous = new Float64Array(prediction.length)))
     previous.set(target)
   }
 }

@@ -21,6 +21,8 @@ import { readCheckpoint, removeStaleTemporaries } from './checkpoint.js'
 import { Checkpointer, checkResumed, type ExplicitSettings } from './checkpointer.js'
 import { Endpoint } from './endpoint.js'
 import { checkEndpointOptions, type EndpointOptions } from './endpoint-options.js'
+import type { ServeForecastingOptions, ServerForecasting } from './forecasting.js'
+import { registerForecastingMetrics } from './forecasting-metrics.js'
 import { updateFrame } from './frames.js'
 import { Hub } from './hub.js'
 import { Learner } from './learner.js'
@@ -63,6 +65,11 @@ export interface ServeOptions extends EndpointOptions {
   checkpoint?: { path: string; everyMs: number }
   /** On resume, the model and trainer settings the user set: each must match the checkpoint's. */
   explicit?: ExplicitSettings
+  /**
+   * Intervals, anomaly scores, drift detection, irregular time and missing values (see
+   * ServeForecastingOptions); the horizon is `trainer.horizon`. Default: none of them.
+   */
+  forecasting?: ServeForecastingOptions
 }
 
 /** A running server. */
@@ -77,6 +84,8 @@ export interface RxrnnServer {
   readonly monitor: Monitor
   /** What `GET /metrics` serves. */
   readonly prometheus: ServerMetrics
+  /** Intervals, anomalies and drift per key (with `forecasting` or a trainer horizon), else null. */
+  readonly forecasting: ServerForecasting | null
   /** The metrics frame subscribers get. */
   metrics(): MetricsFrame
   /** Writes a checkpoint now (when configured); resolves when it is on disk or the failure is logged. */
@@ -121,14 +130,28 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     staggerUpdates: options.staggerUpdates ?? true,
     deferUpdates: options.deferUpdates ?? true,
     onUpdate: (key, report) => hub.broadcast('updates', key, () => updateFrame(key, report)),
+    ...(options.forecasting ? { forecasting: options.forecasting } : {}),
   })
   const { keyed, monitor } = learner
   if (saved) {
     checkResumed(learner.trainer, checkpointPath!, options.explicit)
     log(`resumed from ${checkpointPath}: ${keyed.size} keys, ${learner.trainer.optimizer.t} updates learned`)
   }
+  // The forecasting state sits beside the checkpoint (`<path>.forecast`); without it, keys calibrate afresh.
+  const forecasting = learner.forecasting
+  const forecastPath = checkpointPath ? `${checkpointPath}.forecast` : null
+  const savedForecast = forecasting && saved && forecastPath ? readCheckpoint(forecastPath) : null
+  if (forecasting && savedForecast) {
+    try {
+      forecasting.restore(savedForecast)
+    } catch (error) {
+      if (!(error instanceof RxrnnError)) throw error
+      log(`${forecastPath}: ${error.message}; the keys' intervals and drift detectors start afresh`)
+    }
+  }
   const memory = memoryProblem(
-    heapBytesPerKey(keyed.bytesPerKey()),
+    // A key's forecasting state (intervals, detectors) counts too.
+    heapBytesPerKey(keyed.bytesPerKey() + (forecasting?.bytesPerKey() ?? 0)),
     keyed.maxKeys,
     options.maxMemory ?? defaultMaxMemory(),
   )
@@ -136,12 +159,19 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
   const checkpointer = options.checkpoint
     ? new Checkpointer(options.checkpoint.path, options.checkpoint.everyMs, () => keyed.snapshot(), log)
     : undefined
+  const forecastCheckpointer =
+    options.checkpoint && forecasting && forecastPath
+      ? new Checkpointer(forecastPath, options.checkpoint.everyMs, () => forecasting.snapshot(), log)
+      : undefined
 
   const endpoint = new Endpoint(options, hub, new LearnerTicks(learner, hub).endpointModel())
+  if (forecasting)
+    registerForecastingMetrics(endpoint.prometheus.registry, () => forecasting, options.forecasting?.coverage)
   await endpoint.listen()
   if (options.idleMs !== undefined)
     endpoint.every(Math.max(100, options.idleMs / 2), () => learner.evictIdle())
   checkpointer?.start()
+  forecastCheckpointer?.start()
 
   return {
     host: endpoint.host,
@@ -152,9 +182,11 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
     keyed,
     monitor,
     prometheus: endpoint.prometheus,
+    forecasting,
     metrics: endpoint.metrics,
     checkpoint: async () => {
       await checkpointer?.save()
+      await forecastCheckpointer?.save()
     },
     async close(code = 1001) {
       // Queued updates run (and reach subscribers) before the connections close.
@@ -164,7 +196,10 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
       const final = checkpointer?.final()
       // Settled here, thrown below.
       final?.catch(() => {})
+      // The forecasting state is auxiliary: its failure is logged, not thrown.
+      const forecastFinal = forecastCheckpointer?.final().catch((error: unknown) => log(String(error)))
       await closing
+      await forecastFinal
       await final
     },
   }

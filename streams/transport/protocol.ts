@@ -32,6 +32,7 @@ export const SERVER_FRAME_TYPES = [
   'update',
   'metrics',
   'hidden',
+  'drift',
   'subscribed',
   'welcome',
   'error',
@@ -64,6 +65,11 @@ export interface TickFrame {
   y?: number | NumericVector
   /** Echoed in the `prediction` (or `error`) that answers this tick. */
   id?: number
+  /**
+   * When the tick happened, in milliseconds since the epoch (irregular feeds). With
+   * `--time-feature` the model also gets the time since the key's previous tick.
+   */
+  t?: number
 }
 
 /**
@@ -139,6 +145,40 @@ export interface PredictionFrame {
   y: number[]
   /** The tick's target, in frames to other subscribers of `predictions` when the tick had one. */
   target?: number[]
+  /** With --horizon H: H rows of outputSize; ahead[h - 1] forecasts the y of this key's tick h - 1 on (ahead[0] is y). */
+  ahead?: number[][]
+  /**
+   * With --coverage c: an interval holding this tick's target with long-run probability c
+   * (±Infinity, null in JSON, until a key has enough residuals to calibrate it).
+   */
+  lower?: number[]
+  upper?: number[]
+  /** With --coverage and --horizon: the interval of each `ahead` row. */
+  aheadLower?: number[][]
+  aheadUpper?: number[][]
+  /** With --coverage, on ticks with y: 1 - conformal p-value of y against this prediction, in [0, 1). */
+  anomaly?: number
+  /** anomaly >= --anomaly-threshold. */
+  isAnomaly?: boolean
+}
+
+/**
+ * Server → subscribers of `updates` (with --drift): a key's prequential loss rose.
+ *
+ * @example
+ * const d: DriftFrame = { type: 'drift', key: 'sensor-7', step: 5120, detector: 'page-hinkley', response: 'reset', loss: 4.2, detail: {} }
+ */
+export interface DriftFrame {
+  type: 'drift'
+  key: string
+  /** The key's observed steps, as `step` in update reports. */
+  step: number
+  detector: string
+  /** What the server did: 'reset', 'raise-lr' or 'report'. */
+  response: string
+  /** The squared error that tipped it. */
+  loss: number
+  detail: Record<string, number>
 }
 
 /**
@@ -300,6 +340,7 @@ export interface ErrorFrame {
 export type ServerFrame =
   | PredictionFrame
   | UpdateFrame
+  | DriftFrame
   | HiddenFrame
   | MetricsFrame
   | SubscribedFrame
@@ -339,6 +380,8 @@ export interface FrameExpectations {
    * Omitted: any finite number, or an array of finite numbers (of length outputSize when given).
    */
   task?: 'classification' | 'regression'
+  /** Accept `null` entries in x (the server imputes them: --missing). */
+  allowMissing?: boolean
 }
 
 export type ClientFrameValidation = { ok: true; frame: ClientFrame } | { ok: false; error: ErrorFrame }
@@ -452,7 +495,7 @@ function validateTick(
   if (problem) return fail(problem.code, problem.message, id)
 
   const x = own(record, 'x')
-  const xProblem = inputProblem(x, expect.inputSize)
+  const xProblem = inputProblem(x, expect.inputSize, expect.allowMissing === true)
   if (xProblem) return fail('bad_input', xProblem, id)
 
   const y = own(record, 'y')
@@ -460,7 +503,15 @@ function validateTick(
   if (yProblem) return fail('bad_target', yProblem, id)
 
   const frame: TickFrame = { type: 'tick', key: key as string, x: x as NumericVector }
+  const t = own(record, 't')
+  if (t !== undefined && t !== null && !(typeof t === 'number' && Number.isFinite(t)))
+    return fail(
+      'bad_input',
+      `t is ${describe(t)}; send t as milliseconds since the epoch (a finite number)`,
+      id,
+    )
   if (y !== undefined && y !== null) frame.y = y as number | NumericVector
+  if (typeof t === 'number') frame.t = t
   if (id !== undefined) frame.id = id
   return { ok: true, frame }
 }
@@ -557,14 +608,14 @@ function keyProblem(
   return { code: 'bad_key', message: `${name} is ${key.length} characters long; ${expected}` }
 }
 
-function inputProblem(x: unknown, inputSize: number | undefined): string | undefined {
+function inputProblem(x: unknown, inputSize: number | undefined, allowMissing = false): string | undefined {
   if (x === undefined) return `the tick has no x; ${expectedInput(inputSize)}`
   if (!isVector(x)) return `x is ${describe(x)}; ${expectedInput(inputSize)}${binHint(x)}`
   if (x.length === 0) return `x is empty; ${expectedInput(inputSize)}`
   if (inputSize !== undefined && x.length !== inputSize) {
     return `x has ${x.length} values but the model takes ${inputSize} inputs`
   }
-  return elementProblem('x', x)
+  return elementProblem('x', x, allowMissing)
 }
 
 // The hints below are built only for a frame that is refused: a good tick makes no closures or strings.
@@ -612,10 +663,11 @@ function isVector(v: unknown): v is NumericVector | unknown[] {
   return Array.isArray(v) || v instanceof Float32Array || v instanceof Float64Array
 }
 
-function elementProblem(name: 'x' | 'y', values: ArrayLike<unknown>): string | undefined {
+function elementProblem(name: 'x' | 'y', values: ArrayLike<unknown>, allowNull = false): string | undefined {
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
     if (typeof v === 'number' && Number.isFinite(v)) continue
+    if (v === null && allowNull) continue
     const notANumber = typeof v === 'number' ? '' : ', not a number'
     return `${name}[${i}] is ${describe(v)}${notANumber}; every value in ${name} must be a finite number${elementHint(v)}`
   }

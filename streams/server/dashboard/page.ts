@@ -44,9 +44,13 @@ export function dashboardHtml({ auth }: { auth: boolean }): string {
     ${tile('t-dropped', 'dropped frames')}
     ${tile('t-rejected', 'rejected frames')}
     ${tile('t-skipped', 'skipped updates')}
+    ${tile('t-coverage', 'interval coverage')}
+    ${tile('t-anomalies', 'anomalies')}
+    ${tile('t-drifts', 'drifts')}
   </section>
   <main class="grid">
-    ${panel('p-prediction', 'Prediction vs actual', '<span data-key>key</span> · what the model predicted for each tick, against the target that arrived with it (target units)')}
+    ${panel('p-prediction', 'Prediction vs actual', '<span data-key>key</span> · what the model predicted for each tick, against the target that arrived with it (target units); the calibrated interval, anomalies (red) and drift alarms (yellow) when the server has them')}
+    ${panel('p-horizon', 'Horizon fan', '<span data-key>key</span> · the latest forecast of the next ticks (<code>ahead</code>) and its intervals, one point per tick on')}
     ${panel('p-loss', 'Training loss', 'loss of each update for <span data-key>key</span>, and its running mean over every key (log scale)')}
     ${panel('p-error', 'Prequential error vs persistence', 'test-then-train error over every key, against predicting the previous target (target units)')}
     ${panel('p-grad', 'Gradient norm and clipping', '<span data-key>key</span> · global ‖g‖ before and after clipping (log scale), clipped updates marked; clip rate of the last 100 updates')}

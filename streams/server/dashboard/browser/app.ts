@@ -63,6 +63,10 @@ function loop(time: number): void {
       error: nonNull(charts.error, 1),
       throughput: nonNull(charts.throughput, 1),
       connections: nonNull(charts.connections, 1),
+      interval: nonNull(charts.prediction, 3),
+      anomalies: nonNull(charts.prediction, 5),
+      drifts: nonNull(charts.prediction, 6),
+      horizon: nonNull(charts.horizon, 1),
       heatmap: heat.columns,
     }
   },

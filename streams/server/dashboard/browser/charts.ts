@@ -6,9 +6,18 @@
 import { renderKeyPicker, renderTiles } from './header.js'
 import { drawHeatmap } from './heatmap.js'
 import { type Data, type Options, type Plot, uPlot } from './plot.js'
-import { $, type Column, colors, FLOW_CURVES, format, type KeyHistory, M, state, U } from './state.js'
+import { $, type Column, colors, FLOW_CURVES, format, type KeyHistory, M, P, state, U } from './state.js'
 
-type ChartName = 'prediction' | 'loss' | 'error' | 'grad' | 'flow' | 'gain' | 'throughput' | 'connections'
+type ChartName =
+  | 'prediction'
+  | 'horizon'
+  | 'loss'
+  | 'error'
+  | 'grad'
+  | 'flow'
+  | 'gain'
+  | 'throughput'
+  | 'connections'
 
 /** The charts, built once the model is known (`buildCharts`). */
 export const charts: Partial<Record<ChartName, Plot>> = {}
@@ -80,6 +89,7 @@ function chart(
   scales: Options = {},
   height = 220,
   hooks: Options = {},
+  more: Options = {},
 ): Plot {
   const el = $(id).querySelector<HTMLElement>('.chart')!
   el.replaceChildren()
@@ -93,6 +103,7 @@ function chart(
       hooks,
       legend: { live: true },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      ...more,
     },
     series.map(() => []),
     el,
@@ -117,10 +128,31 @@ export function buildCharts(): void {
       { label: 'tick', value: (_u: Plot, v: number | null) => (v == null ? '–' : `#${v}`) },
       line(state.classification ? 'actual class' : 'actual (target)', colors.actual, { width: 1.25 }),
       line(state.classification ? 'predicted class (argmax)' : 'predicted', colors.orange, { width: 1.75 }),
+      line('interval low', colors.blue, { width: 0.75, dash: [3, 3] }),
+      line('interval high', colors.blue, { width: 0.75, dash: [3, 3] }),
+      marks('anomaly', colors.red, 7),
+      marks('drift', colors.yellow, 11),
     ],
     [axis('tick of this key (since the page opened)', { size: 40 }), axis(outputUnit)],
     { x: { time: false } },
     250,
+    {},
+    { bands: [{ series: [4, 3], fill: 'rgba(78, 155, 255, 0.12)' }] },
+  )
+
+  charts.horizon = chart(
+    'p-horizon',
+    [
+      { label: 'ticks ahead', value: (_u: Plot, v: number | null) => (v == null ? '–' : `+${v}`) },
+      line('forecast', colors.orange, { width: 2, points: { show: true, size: 5 } }),
+      line('interval low', colors.blue, { width: 1, dash: [3, 3] }),
+      line('interval high', colors.blue, { width: 1, dash: [3, 3] }),
+    ],
+    [axis('ticks ahead', { size: 40 }), axis(outputUnit)],
+    { x: { time: false } },
+    200,
+    {},
+    { bands: [{ series: [3, 2], fill: 'rgba(78, 155, 255, 0.15)' }] },
   )
 
   charts.loss = chart(
@@ -305,6 +337,7 @@ export function draw(): void {
   const k = state.selected === null ? undefined : state.keys.get(state.selected)
   for (const el of document.querySelectorAll('[data-key]')) el.textContent = k ? `key ${k.key}` : 'no key yet'
   drawPrediction(k)
+  drawHorizon(k)
   drawUpdates(k)
   drawFlow(k)
   drawMetrics()
@@ -321,12 +354,47 @@ function show(u: Plot, data: Data, legendAt: 'newest' | 'first' = 'newest'): voi
 
 function drawPrediction(k: KeyHistory | undefined): void {
   if (!k) {
-    show(plot('prediction'), [[], [], []])
+    show(plot('prediction'), [[], [], [], [], [], [], []])
     return
   }
   const p = k.predictions
+  const o = k.outputs
+  const out = Math.min(state.output, o - 1)
+  show(plot('prediction'), [
+    p.column(0),
+    p.column(P.target(o, out)),
+    p.column(P.y(o, out)),
+    p.column(P.lower(o, out)),
+    p.column(P.upper(o, out)),
+    p.column(P.anomaly(o, out)),
+    p.column(P.drift(o)),
+  ])
+}
+
+/** The latest `ahead` of the key as a fan: one point per tick ahead, with its interval. */
+function drawHorizon(k: KeyHistory | undefined): void {
+  const fan = k?.ahead
+  if (!k || !fan) {
+    show(plot('horizon'), [[], [], [], []])
+    return
+  }
   const out = Math.min(state.output, k.outputs - 1)
-  show(plot('prediction'), [p.column(0), p.column(1 + k.outputs + out), p.column(1 + out)])
+  const finite = (v: number | undefined): number | null =>
+    typeof v === 'number' && Number.isFinite(v) ? v : null
+  const pick = (rows: number[][] | undefined) => fan.ahead.map((_, h) => finite(rows?.[h]?.[out]))
+  show(plot('horizon'), [fan.ahead.map((_, h) => h + 1), pick(fan.ahead), pick(fan.lower), pick(fan.upper)])
+}
+
+/** A series drawn as points only (anomaly and drift marks). */
+function marks(label: string, color: string, size: number): Options {
+  return {
+    label,
+    stroke: color,
+    fill: color,
+    paths: noPoints,
+    points: { show: true, size, stroke: color, fill: color },
+    value: (_u: Plot, v: number | null) => (v == null ? '–' : label),
+  }
 }
 
 function drawUpdates(k: KeyHistory | undefined): void {

@@ -4,6 +4,7 @@
  * never carry them).
  */
 import type {
+  DriftFrame,
   MetricsFrame,
   ModelSummary,
   PredictionFrame,
@@ -21,6 +22,7 @@ import {
   MAX_KEYS,
   MAX_OUTPUTS,
   now,
+  P,
   setStatus,
   state,
   U,
@@ -43,6 +45,9 @@ export function onFrame(f: ServerFrame): void {
       return
     case 'update':
       onUpdate(f)
+      return
+    case 'drift':
+      onDrift(f)
       return
     case 'metrics':
       onMetrics(f)
@@ -96,18 +101,39 @@ function keyHistory(key: string, y: readonly number[] | null): KeyHistory | unde
 function onPrediction(f: PredictionFrame): void {
   const k = keyHistory(f.key, f.y)
   if (!k) return
-  if (!k.sample()) return
+  if (Array.isArray(f.ahead)) k.ahead = { ahead: f.ahead, lower: f.aheadLower, upper: f.aheadUpper }
+  // Anomalies are kept however the ticks are sampled.
+  if (!k.sample() && f.isAnomaly !== true) return
   const row = k.predictions.row
+  const o = k.outputs
   row[0] = k.ticks
   if (state.classification) {
     row[1] = argmax(f.y)
     row[2] = Array.isArray(f.target) ? f.target[0] : null
   } else {
-    for (let d = 0; d < k.outputs; d++) {
-      row[1 + d] = f.y?.[d]
-      row[1 + k.outputs + d] = Array.isArray(f.target) ? f.target[d] : null
+    for (let d = 0; d < o; d++) {
+      const target = Array.isArray(f.target) ? f.target[d] : null
+      row[P.y(o, d)] = f.y?.[d]
+      row[P.target(o, d)] = target
+      row[P.lower(o, d)] = f.lower?.[d]
+      row[P.upper(o, d)] = f.upper?.[d]
+      row[P.anomaly(o, d)] = f.isAnomaly === true ? (target ?? f.y?.[d]) : null
     }
   }
+  k.predictions.commit()
+  if (f.key === state.selected) state.dirty = true
+}
+
+/**
+ * A drift alarm: a mark at the key's latest tick, at its latest prediction, drawn at once (the
+ * prediction frames after it may be sampled out by maxRate; drift frames never are).
+ */
+function onDrift(f: DriftFrame): void {
+  const k = keyHistory(f.key, null)
+  if (!k || state.classification) return
+  const row = k.predictions.row
+  row[0] = k.ticks
+  row[P.drift(k.outputs)] = k.predictions.last(P.y(k.outputs, 0)) ?? 0
   k.predictions.commit()
   if (f.key === state.selected) state.dirty = true
 }

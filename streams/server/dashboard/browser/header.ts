@@ -50,4 +50,8 @@ export function renderTiles(): void {
   set('t-dropped', m ? format(m.dropped) : '–', (m?.dropped ?? 0) > 0)
   set('t-rejected', m ? format(m.rejected) : '–', (m?.rejected ?? 0) > 0)
   set('t-skipped', m ? format(m.skippedUpdates) : '–', (m?.skippedUpdates ?? 0) > 0)
+  const coverage = m?.intervalCoverage
+  set('t-coverage', typeof coverage === 'number' ? `${(100 * coverage).toFixed(1)}%` : '–')
+  set('t-anomalies', typeof m?.anomalies === 'number' ? format(m.anomalies) : '–')
+  set('t-drifts', typeof m?.drifts === 'number' ? format(m.drifts) : '–', ((m?.drifts as number) ?? 0) > 0)
 }

@@ -126,6 +126,23 @@ export const U = {
   rho: 7,
 } as const
 
+/** Prediction columns of output d for a key with o outputs: y, target, interval, anomaly mark; then the drift mark. */
+export const P = {
+  y: (_o: number, d: number) => 1 + d,
+  target: (o: number, d: number) => 1 + o + d,
+  lower: (o: number, d: number) => 1 + 2 * o + d,
+  upper: (o: number, d: number) => 1 + 3 * o + d,
+  anomaly: (o: number, d: number) => 1 + 4 * o + d,
+  drift: (o: number) => 1 + 5 * o,
+} as const
+
+/** The latest forecast of a key's next ticks: `ahead` and its intervals, rows of outputs. */
+export interface Fan {
+  ahead: number[][]
+  lower: number[][] | undefined
+  upper: number[][] | undefined
+}
+
 /** One update's gradient flow, as the flow chart draws it. */
 export interface Flow {
   update: number
@@ -135,8 +152,10 @@ export interface Flow {
 
 /** What the page keeps about one key. */
 export class KeyHistory {
-  /** t, then y[0..outputs), then target[0..outputs). */
+  /** t, then y, target, lower, upper and an anomaly mark per output, then a drift mark (see P). */
   readonly predictions: Table
+  /** The latest `ahead` (with a horizon), for the horizon fan. */
+  ahead: Fan | null = null
   readonly updates: Table
   /** The latest updates' gradient flow, oldest first. */
   readonly flows: Flow[] = []
@@ -153,7 +172,7 @@ export class KeyHistory {
     readonly outputs: number,
     readonly layers: number,
   ) {
-    this.predictions = new Table(1 + 2 * outputs)
+    this.predictions = new Table(2 + 5 * outputs)
     this.updates = new Table(U.rho + layers)
   }
 
