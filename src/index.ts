@@ -13,7 +13,7 @@ export * from './forecasting/index.js'
 export type { AlgorithmName, RtrlCost } from './gradients/index.js'
 export { ALGORITHM_NAMES, rtrlCost } from './gradients/index.js'
 export type { Kernels } from './kernels.js'
-export type { KeyStoreOptions } from './key-store.js'
+export type { KeySlots, KeyStoreOptions } from './key-store.js'
 export { KeyStore } from './key-store.js'
 export type {
   KeyEntry,

@@ -15,6 +15,15 @@ export interface KeyStoreOptions<V> {
   onEvict?: (key: string, value: V) => void
 }
 
+/**
+ * The store's callbacks, as methods: a store of a narrower value type may be used where a wider
+ * one is expected (function-typed fields would make the store's type invariant in V).
+ */
+interface KeyStoreHooks<V> {
+  create(key: string): V
+  onEvict?(key: string, value: V): void
+}
+
 /** A key on the recency list: least recently seen at `oldest`, most recently at `newest`. */
 interface Node<V> {
   readonly key: string
@@ -46,8 +55,7 @@ export class KeyStore<V> {
   readonly idleMs: number
   /** Keys evicted so far (idle or over maxKeys). */
   evicted = 0
-  private readonly create: (key: string) => V
-  private readonly onEvict: ((key: string, value: V) => void) | undefined
+  private readonly hooks: KeyStoreHooks<V>
   private readonly nodes = new Map<string, Node<V>>()
   private oldest: Node<V> | null = null
   private newest: Node<V> | null = null
@@ -55,8 +63,7 @@ export class KeyStore<V> {
   constructor(options: KeyStoreOptions<V>) {
     this.maxKeys = options.maxKeys ?? 100_000
     this.idleMs = options.idleMs ?? Number.POSITIVE_INFINITY
-    this.create = options.create
-    this.onEvict = options.onEvict
+    this.hooks = options
     const problems = keyStoreProblems(options)
     if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid key store options', problems)
   }
@@ -92,7 +99,7 @@ export class KeyStore<V> {
       }
     } else {
       if (this.nodes.size >= this.maxKeys && this.oldest) this.evict(this.oldest)
-      node = { key, value: this.create(key), lastSeen: now, older: null, newer: null }
+      node = { key, value: this.hooks.create(key), lastSeen: now, older: null, newer: null }
       this.nodes.set(key, node)
       this.append(node)
     }
@@ -149,7 +156,7 @@ export class KeyStore<V> {
     this.unlink(node)
     this.nodes.delete(node.key)
     this.evicted++
-    this.onEvict?.(node.key, node.value)
+    this.hooks.onEvict?.(node.key, node.value)
   }
 
   private unlink(node: Node<V>): void {
@@ -178,4 +185,18 @@ export function keyStoreProblems(options: { maxKeys?: number; idleMs?: number })
   if (!Number.isInteger(maxKeys) || maxKeys < 1) problems.push('maxKeys must be a positive integer')
   if (!(idleMs > 0)) problems.push('idleMs must be a positive number of milliseconds')
   return problems
+}
+
+/**
+ * Where a component keeps one value per key: a `Map` by default, or one field of every key's
+ * extras in a `KeyedTrainer` (`keyed.slots('tracker')`), so the value leaves with its key.
+ * A Map satisfies it.
+ */
+export interface KeySlots<V> {
+  get(key: string): V | undefined
+  /** Stores the value; a slot view over a store's keys ignores a key the store does not hold. */
+  set(key: string, value: V): void
+  delete(key: string): void
+  clear(): void
+  entries(): Iterable<[string, V]>
 }

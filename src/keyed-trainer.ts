@@ -1,6 +1,7 @@
 import type { FloatArray } from './dtype.js'
 import { arrayTypeOf } from './dtype.js'
 import { RxrnnError } from './errors.js'
+import type { KeySlots } from './key-store.js'
 import { KeyStore, keyStoreProblems } from './key-store.js'
 import { decodeSnapshot, encodeSnapshot, field, restoreArray } from './snapshot.js'
 import type { RecurrentState } from './state.js'
@@ -9,8 +10,8 @@ import { copyReport, OnlineTrainer } from './trainer.js'
 import { copyFiniteVector } from './validate.js'
 import type { SequenceWindow } from './window.js'
 
-/** Options of a `KeyedTrainer`. */
-export interface KeyedTrainerOptions {
+/** Options of a `KeyedTrainer`; `X` is what the caller keeps per key besides the trainer's state. */
+export interface KeyedTrainerOptions<X = unknown> {
   /** Most keys kept; past it the least recently seen key is evicted. Default 100 000. */
   maxKeys?: number
   /** A key unseen for this long is evicted by `evictIdle`. Default: never. */
@@ -27,12 +28,18 @@ export interface KeyedTrainerOptions {
    * has no burst of back-to-back updates. Default false.
    */
   staggerUpdates?: boolean
-  /** Called with each key evicted (idle or over maxKeys), so callers can drop what they keep per key. */
-  onEvict?: (key: string) => void
+  /**
+   * Makes a new key's `extras`: whatever the caller keeps per key (a baseline, forecasting
+   * bookkeeping). It lives in the key's entry and leaves with it, so there is no side map to keep
+   * in step with evictions. Required when you give `X`.
+   */
+  extras?: (key: string) => X
+  /** Called with each key evicted (idle or over maxKeys) and its entry, after it left. */
+  onEvict?: (key: string, entry: KeyEntry<X>) => void
 }
 
 /** One key's state. */
-export interface KeyEntry {
+export interface KeyEntry<X = unknown> {
   readonly key: string
   /** The training trajectory: hidden state and TBPTT window. */
   readonly sequence: SequenceWindow
@@ -41,6 +48,8 @@ export interface KeyEntry {
   /** Events awaiting their label, oldest first. */
   readonly pending: PendingEvent[]
   lastSeen: number
+  /** The caller's per-key values (`KeyedTrainerOptions.extras`). */
+  readonly extras: X
 }
 
 export interface PendingEvent {
@@ -63,7 +72,7 @@ export interface KeyedObservation {
 const noUpdates: UpdateReport[] = []
 
 /** A key's value in the store. */
-interface LinkedEntry extends KeyEntry {
+interface LinkedEntry<X> extends KeyEntry<X> {
   /** Its window is complete and its update queued (observeDeferred). */
   due: boolean
 }
@@ -86,21 +95,25 @@ export interface KeyedUpdate {
  * const keyed = new KeyedTrainer(new OnlineTrainer(model, options), { idleMs: 60_000 })
  * const { prediction, updates } = keyed.observe('sensor-7', [21.5, 1013], [21.7])
  */
-export class KeyedTrainer {
+export class KeyedTrainer<X = unknown> {
   readonly maxKeys: number
   readonly idleMs: number
   readonly maxPending: number
   readonly staggerUpdates: boolean
   /** Keys created so far: the next key's phase when updates are staggered. */
   private created = 0
-  private readonly onEvict: ((key: string) => void) | undefined
+  /** The caller's callbacks, as methods, so a KeyedTrainer<X> is usable as a KeyedTrainer<unknown>. */
+  private readonly hooks: {
+    extras(key: string): X
+    onEvict?(key: string, entry: KeyEntry<X>): void
+  }
   /** The keys, LRU and idle eviction: seeing a known key allocates nothing. */
-  private readonly store: KeyStore<LinkedEntry>
+  private readonly store: KeyStore<LinkedEntry<X>>
   private readonly xScratch: FloatArray
   private readonly targetScratch: FloatArray
   private readonly updatesScratch: UpdateReport[] = []
   /** Entries whose update observeDeferred queued (some may have run it since: see `due`). */
-  private dueEntries: LinkedEntry[] = []
+  private dueEntries: LinkedEntry<X>[] = []
   private dueCount = 0
   /** Updates run but not yet handed out by runDueUpdates. */
   private dueReports: KeyedUpdate[] = []
@@ -111,13 +124,14 @@ export class KeyedTrainer {
 
   constructor(
     readonly trainer: OnlineTrainer,
-    options: KeyedTrainerOptions = {},
+    options: KeyedTrainerOptions<X> = {},
   ) {
     this.maxKeys = options.maxKeys ?? 100_000
     this.idleMs = options.idleMs ?? Number.POSITIVE_INFINITY
     this.maxPending = options.maxPending ?? 0
     this.staggerUpdates = options.staggerUpdates ?? false
-    this.onEvict = options.onEvict
+    const { extras, onEvict } = options
+    this.hooks = { extras: extras ?? (() => undefined as X), ...(onEvict ? { onEvict } : {}) }
     const problems = keyStoreProblems(options)
     if (!Number.isInteger(this.maxPending) || this.maxPending < 0)
       problems.push('maxPending must be an integer >= 0')
@@ -127,14 +141,14 @@ export class KeyedTrainer {
     // A label is one row of a multi-horizon head's targets.
     this.targetScratch = new A((trainer.horizonTargets?.rowLoss ?? trainer.loss).targetSize)
     this.result = { prediction: this.xScratch, updates: noUpdates }
-    this.store = new KeyStore<LinkedEntry>({
+    this.store = new KeyStore<LinkedEntry<X>>({
       maxKeys: this.maxKeys,
       idleMs: this.idleMs,
       create: (key) => this.createEntry(key),
       onEvict: (key, entry) => {
         // Its queued update learned from events already seen: it runs now, not never.
         if (entry.due) this.runDue(entry)
-        this.onEvict?.(key)
+        this.hooks.onEvict?.(key, entry)
       },
     })
   }
@@ -161,8 +175,42 @@ export class KeyedTrainer {
     return this.store.keys()
   }
 
-  entry(key: string): KeyEntry | undefined {
+  entry(key: string): KeyEntry<X> | undefined {
     return this.store.get(key)
+  }
+
+  /**
+   * One field of every key's extras, as the per-key storage of a component that would otherwise
+   * keep its own map (`ForecastBook`'s trackers, `InputAugmenter`'s last inputs): the values
+   * live in the entries, so eviction, `delete` and `clear` take them along. `set` on a key this
+   * trainer does not hold does nothing.
+   *
+   * @example
+   * const keyed = new KeyedTrainer<{ tracker?: ForecastTracker }>(trainer, { extras: () => ({}) })
+   * const book = new ForecastBook(trainer, { coverage: 0.9, trackers: keyed.slots('tracker') })
+   */
+  slots<K extends keyof X>(field: K): KeySlots<NonNullable<X[K]>> {
+    const store = this.store
+    return {
+      get: (key) => (store.get(key)?.extras[field] ?? undefined) as NonNullable<X[K]> | undefined,
+      set: (key, value) => {
+        const entry = store.get(key)
+        if (entry) entry.extras[field] = value
+      },
+      delete: (key) => {
+        const entry = store.get(key)
+        if (entry) entry.extras[field] = undefined as X[K]
+      },
+      clear: () => {
+        for (const { value } of store.entries()) value.extras[field] = undefined as X[K]
+      },
+      *entries(): Generator<[string, NonNullable<X[K]>]> {
+        for (const { key, value } of store.entries()) {
+          const v = value.extras[field]
+          if (v !== undefined && v !== null) yield [key, v as NonNullable<X[K]>]
+        }
+      },
+    }
   }
 
   /**
@@ -265,19 +313,19 @@ export class KeyedTrainer {
     return this.trainer.check(x, target)
   }
 
-  private queue(entry: LinkedEntry): void {
+  private queue(entry: LinkedEntry<X>): void {
     entry.due = true
     this.dueCount++
     this.dueEntries.push(entry)
   }
 
   /** Runs an entry's queued update; its report waits for runDueUpdates. */
-  private runDue(entry: LinkedEntry): void {
+  private runDue(entry: LinkedEntry<X>): void {
     const report = this.runQueued(entry)
     if (report) this.dueReports.push({ key: entry.key, report })
   }
 
-  private runQueued(entry: LinkedEntry): UpdateReport | undefined {
+  private runQueued(entry: LinkedEntry<X>): UpdateReport | undefined {
     entry.due = false
     this.dueCount--
     const report = this.trainer.updateSequence(entry.sequence)
@@ -331,7 +379,7 @@ export class KeyedTrainer {
   }
 
   /** Learns from the leading events whose labels are in (and, with `forceOne`, the first regardless). */
-  private drain(entry: KeyEntry, forceOne: boolean): void {
+  private drain(entry: KeyEntry<X>, forceOne: boolean): void {
     let force = forceOne
     while (entry.pending.length > 0 && (entry.pending[0]!.target !== null || force)) {
       const event = entry.pending.shift()!
@@ -396,18 +444,27 @@ export class KeyedTrainer {
   }
 
   /**
-   * Resumes `snapshot()`'s bytes; `onEvict` is not saved, pass it again. Options given here
-   * replace the saved ones (a server's limits come from its flags, not from its checkpoint).
+   * Resumes `snapshot()`'s bytes; `extras` and `onEvict` are not saved, pass them again (each
+   * restored key gets fresh extras). Options given here replace the saved ones (a server's
+   * limits come from its flags, not from its checkpoint).
    */
-  static fromSnapshot(
+  static fromSnapshot<X = unknown>(
     bytes: Uint8Array,
-    options: Pick<KeyedTrainerOptions, 'onEvict' | 'maxKeys' | 'idleMs' | 'staggerUpdates'> = {},
-  ): KeyedTrainer {
+    options: Pick<
+      KeyedTrainerOptions<X>,
+      'extras' | 'onEvict' | 'maxKeys' | 'idleMs' | 'staggerUpdates'
+    > = {},
+  ): KeyedTrainer<X> {
     const body = decodeSnapshot(bytes, 'keyed-trainer')
     const isObject = (v: unknown) => v !== null && typeof v === 'object'
     const trainer = OnlineTrainer.fromState(field(body, 'trainer', isObject, 'a trainer'))
-    const saved = field<KeyedTrainerOptions>(body, 'options', isObject, 'keyed options')
-    const keyed = new KeyedTrainer(trainer, { ...saved, ...options })
+    const saved = field<Omit<KeyedTrainerOptions, 'extras' | 'onEvict'>>(
+      body,
+      'options',
+      isObject,
+      'keyed options',
+    )
+    const keyed = new KeyedTrainer<X>(trainer, { ...saved, ...options })
     const keys = field<Record<string, unknown>[]>(body, 'keys', Array.isArray, 'a list of keys')
     for (const k of keys) {
       if (
@@ -450,7 +507,7 @@ export class KeyedTrainer {
   }
 
   /** The key's entry (created when new), seen at `now`: moved to the newest end of the recency list. */
-  private touch(key: string, now: number): LinkedEntry {
+  private touch(key: string, now: number): LinkedEntry<X> {
     // '' is a key like any other: the single-series operators (forecast, learnWithLabels) use it.
     if (typeof key !== 'string') throw new RxrnnError('missing_key', 'key must be a string')
     const entry = this.store.touch(key, now)
@@ -459,13 +516,14 @@ export class KeyedTrainer {
   }
 
   /** A new key's entry: a fresh window (and prediction state when labels come late). */
-  private createEntry(key: string): LinkedEntry {
-    const entry: LinkedEntry = {
+  private createEntry(key: string): LinkedEntry<X> {
+    const entry: LinkedEntry<X> = {
       key,
       sequence: this.trainer.createSequence({ storeActivations: false }),
       live: this.maxPending > 0 ? this.trainer.model.initialState() : null,
       pending: [],
       lastSeen: 0,
+      extras: this.hooks.extras(key),
       due: false,
     }
     if (this.staggerUpdates) entry.sequence.sinceUpdate = this.created % this.trainer.options.k1

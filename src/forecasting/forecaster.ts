@@ -1,7 +1,9 @@
 import { RxrnnError } from '../errors.js'
+import type { KeySlots } from '../key-store.js'
 import type { RecurrentState } from '../state.js'
 import type { OnlineTrainer } from '../trainer.js'
 import type { SequenceWindow } from '../window.js'
+import type { KeyInputs } from './inputs.js'
 import { RecursiveRollout } from './rollout.js'
 import type { ForecastTrackingOptions } from './tracker.js'
 import { ForecastTracker } from './tracker.js'
@@ -48,13 +50,29 @@ export interface ForecastingOptions extends ForecastTrackingOptions {
   rollout?: number
   /** Runs the 'reset' drift response for a key; default: reset the sequence it was given. */
   resetKey?: (key: string, seq: SequenceWindow) => void
+  /**
+   * Where each key's tracker lives; default a map inside the book (then `delete` a key when you
+   * drop it). With a KeyedTrainer pass `keyed.slots('tracker')`: the trackers live in its
+   * entries and leave with their keys.
+   */
+  trackers?: KeySlots<ForecastTracker>
+}
+
+/**
+ * What forecasting keeps per key, as fields of a KeyedTrainer's extras: pass
+ * `keyed.slots('tracker')` to a ForecastBook and `keyed.slots('inputs')` to an InputAugmenter.
+ */
+export interface ForecastingExtras {
+  tracker?: ForecastTracker
+  inputs?: KeyInputs
 }
 
 /**
  * Per key forecasting around one trainer: splits the head's output into horizon rows, or rolls
  * a one-step model out; calibrates intervals, scores anomalies, watches for drift and runs the
  * drift response ('reset': the key's state and window; 'raise-lr': the shared learning rate for
- * a while; 'report': nothing). Keys are created on first sight; `delete` one when it is evicted.
+ * a while; 'report': nothing). Keys are created on first sight; `delete` one when it is evicted,
+or keep the trackers in a KeyedTrainer's entries (option `trackers`).
  *
  * Cost per tick: the tracker's O(H·O·log W) (see ForecastTracker), plus H − 1 forward steps
  * with a roll-out; memory per key O(H²·O + H·O·W).
@@ -68,7 +86,7 @@ export class ForecastBook {
   readonly horizon: number
   /** Outputs per row (the target's width). */
   readonly width: number
-  private readonly trackers = new Map<string, ForecastTracker>()
+  private readonly trackers: KeySlots<ForecastTracker>
   private readonly rollout: RecursiveRollout | null
   private readonly target: Float64Array
   /** Drift alarms so far, over all keys. */
@@ -82,6 +100,7 @@ export class ForecastBook {
     readonly trainer: OnlineTrainer,
     readonly options: ForecastingOptions,
   ) {
+    this.trackers = options.trackers ?? new Map()
     const c = trainer.model.config
     const direct = trainer.options.horizon
     if (trainer.loss.name === 'cross_entropy' && (options.coverage !== undefined || options.drift))
@@ -221,7 +240,7 @@ export class ForecastBook {
    */
   exportState(): Record<string, unknown> {
     return {
-      keys: Object.fromEntries([...this.trackers].map(([key, t]) => [key, t.exportState()])),
+      keys: Object.fromEntries([...this.trackers.entries()].map(([key, t]) => [key, t.exportState()])),
       drifts: this.drifts,
       anomalies: this.anomalies,
       outcomes: this.outcomes,

@@ -9,10 +9,10 @@ export type {
   ResolvedDriftOptions,
 } from './drift.js'
 export { createDriftDetector, DRIFT_DETECTORS, DRIFT_RESPONSES, resolveDriftOptions } from './drift.js'
-export type { DriftEvent, ForecastFields, ForecastingOptions } from './forecaster.js'
+export type { DriftEvent, ForecastFields, ForecastingExtras, ForecastingOptions } from './forecaster.js'
 export { ForecastBook } from './forecaster.js'
 export { HorizonTargets, horizonProblems } from './horizon.js'
-export type { InputOptions, MissingPolicy } from './inputs.js'
+export type { InputOptions, KeyInputs, MissingPolicy } from './inputs.js'
 export { InputAugmenter, MISSING_POLICIES } from './inputs.js'
 export type { LearningRateSchedule } from './lr-schedule.js'
 export { LearningRateController, scheduleFactor } from './lr-schedule.js'

@@ -1,4 +1,5 @@
 import { RxrnnError } from '../errors.js'
+import type { KeySlots } from '../key-store.js'
 
 /** How a missing (`null`) input is filled in: the key's last observed value, or zero. */
 export type MissingPolicy = 'last' | 'zero'
@@ -17,9 +18,15 @@ export interface InputOptions {
   timeFeature?: boolean
   /** Accept `null` entries in x: impute them and add a mask input per feature (1 observed, 0 imputed). */
   missing?: MissingPolicy
+  /**
+   * Where each key's last values and time live; default a map inside the augmenter (then
+   * `delete` a key when you drop it). With a KeyedTrainer pass `keyed.slots('inputs')`.
+   */
+  keys?: KeySlots<KeyInputs>
 }
 
-interface KeyInputs {
+/** One key's memory: its last observed value per feature, and the time of its last tick. */
+export interface KeyInputs {
   last: Float64Array
   lastT: number
 }
@@ -48,7 +55,7 @@ export class InputAugmenter {
   /** Inputs the model takes. */
   readonly inputSize: number
   private readonly out: Float64Array
-  private readonly keys = new Map<string, KeyInputs>()
+  private readonly keys: KeySlots<KeyInputs>
   /** What the last `prepare` would record, until `commit` records it. */
   private pendingKey: string | null = null
   private readonly pendingX: Float64Array
@@ -65,6 +72,7 @@ export class InputAugmenter {
       )
     if (problems.length > 0) throw new RxrnnError('bad_config', 'Invalid input options', problems)
     this.features = options.features
+    this.keys = options.keys ?? new Map()
     this.timeFeature = options.timeFeature === true
     this.missing = options.missing ?? null
     this.inputSize = this.features * (this.missing ? 2 : 1) + (this.timeFeature ? 1 : 0)
@@ -147,7 +155,7 @@ export class InputAugmenter {
   /** Every key's last values and time (copies), for a snapshot. */
   exportState(): Record<string, unknown> {
     return Object.fromEntries(
-      [...this.keys].map(([key, s]) => [key, { last: s.last.slice(), lastT: s.lastT }]),
+      [...this.keys.entries()].map(([key, s]) => [key, { last: s.last.slice(), lastT: s.lastT }]),
     )
   }
 

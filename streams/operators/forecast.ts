@@ -1,6 +1,12 @@
 import type { OperatorFunction, SchedulerLike } from 'rxjs'
 import { asyncScheduler } from 'rxjs'
-import type { FloatArray, ForecastFields, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type {
+  FloatArray,
+  ForecastFields,
+  ForecastingExtras,
+  TrainerOptions,
+  UpdateReport,
+} from '../../src/index.js'
 import { KeyedTrainer } from '../../src/index.js'
 import type { ForecastingOptions, ForecastResultFields } from './forecasting.js'
 import { assignForecastFields, OperatorForecasting, wantsForecasting, withHorizon } from './forecasting.js'
@@ -63,19 +69,16 @@ export function forecast<T>(
   const { monitor } = options
   const scheduler = options.scheduler ?? asyncScheduler
   return operate<T, ForecastResult<T>>(monitor, (subscriber) => {
-    const previous = new Map<string, Previous<T>>()
-    let forecasting: OperatorForecasting | null = null
-    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
-      maxPending: 1,
-      ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
-      ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
-      onEvict: (key) => {
-        previous.delete(key)
-        forecasting?.delete(key)
+    const keyed = new KeyedTrainer<KeyExtras<T>>(
+      trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)),
+      {
+        maxPending: 1,
+        ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+        ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+        extras: () => ({ previous: null }),
       },
-    })
-    if (wantsForecasting(options))
-      forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
+    )
+    const forecasting = wantsForecasting(options) ? new OperatorForecasting(keyed, options) : null
     let nextId = 0
     const sweep = sweepIdleKeys(keyed, scheduler)
     return {
@@ -86,7 +89,7 @@ export function forecast<T>(
         let target: number | ArrayLike<number> | undefined
         try {
           key = options.key ? options.key(event) : ''
-          prev = previous.get(key)
+          prev = keyed.entry(key)?.extras.previous ?? undefined
           x = options.input(event)
           target = prev ? options.target(event, prev.event) : undefined
         } catch (userError) {
@@ -123,9 +126,10 @@ export function forecast<T>(
         const id = nextId++
         const input = forecasting ? forecasting.prepare(key, x, options.time?.(event)) : x
         const output = keyed.predict(key, id, input, scheduler.now()).prediction
+        const entry = keyed.entry(key)!
         const prediction = forecasting ? forecasting.prediction(output) : output.slice()
-        const fields = forecasting ? forecasting.forecast(key, keyed.entry(key)!.live!, output) : null
-        previous.set(key, { id, event, baseline: prev?.baseline ?? null })
+        const fields = forecasting ? forecasting.forecast(key, entry.live!, output) : null
+        entry.extras.previous = { id, event, baseline: prev?.baseline ?? null }
         monitor?.event()
         const result: ForecastResult<T> = { key: key, event, prediction }
         if (update) result.update = update
@@ -144,6 +148,11 @@ export function forecast<T>(
       teardown: () => sweep?.unsubscribe(),
     }
   })
+}
+
+/** What forecast keeps per key besides its state: it lives in the key's entry and leaves with it. */
+interface KeyExtras<T> extends ForecastingExtras {
+  previous: Previous<T> | null
 }
 
 /** A key's latest event, waiting for the next one to bring its target. */

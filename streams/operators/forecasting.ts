@@ -4,13 +4,14 @@ import type {
   DriftOptions,
   DriftResponse,
   ForecastFields,
+  ForecastingExtras,
   MissingPolicy,
   OnlineTrainer,
   RecurrentState,
   SequenceWindow,
   TrainerOptions,
 } from '../../src/index.js'
-import { ForecastBook, InputAugmenter, RxrnnError } from '../../src/index.js'
+import { ForecastBook, InputAugmenter, KeyedTrainer, RxrnnError } from '../../src/index.js'
 
 /**
  * Forecasting options of `learn`, `learnByKey` and `forecast`, named as `rxrnn serve`'s flags
@@ -74,6 +75,8 @@ export function wantsForecasting(o: ForecastingOptions): boolean {
 
 /**
  * One subscription's forecasting: input preparation per key, the ForecastBook, and result fields.
+ * Around a KeyedTrainer, the per-key state lives in its entries (and leaves with each key) and
+ * the 'reset' drift response resets the key there; around a single trainer (learn) it is one key.
  * @internal
  */
 export class OperatorForecasting {
@@ -81,7 +84,9 @@ export class OperatorForecasting {
   readonly inputs: InputAugmenter | null
   readonly width: number
 
-  constructor(trainer: OnlineTrainer, options: ForecastingOptions, resetKey?: (key: string) => void) {
+  constructor(owner: OnlineTrainer | KeyedTrainer<ForecastingExtras>, options: ForecastingOptions) {
+    const keyed = owner instanceof KeyedTrainer ? owner : null
+    const trainer = keyed ? keyed.trainer : (owner as OnlineTrainer)
     if (options.horizon !== undefined && options.horizon !== trainer.options.horizon)
       throw new RxrnnError(
         'bad_config',
@@ -103,7 +108,8 @@ export class OperatorForecasting {
       ...(options.anomalyThreshold === undefined ? {} : { anomalyThreshold: options.anomalyThreshold }),
       ...(driftOptions ? { drift: driftOptions } : {}),
       ...(options.rollout === undefined ? {} : { rollout: options.rollout }),
-      ...(resetKey ? { resetKey: (key: string) => resetKey(key) } : {}),
+      // A queued update of the key runs before its reset (KeyedTrainer.reset).
+      ...(keyed ? { resetKey: (key: string) => keyed.reset(key), trackers: keyed.slots('tracker') } : {}),
     })
     this.width = this.book.width
     const inputSize = trainer.model.config.inputSize
@@ -119,6 +125,7 @@ export class OperatorForecasting {
         features,
         timeFeature: options.timeFeature === true,
         ...(options.missing ? { missing: options.missing } : {}),
+        ...(keyed ? { keys: keyed.slots('inputs') } : {}),
       })
     } else this.inputs = null
   }
@@ -152,11 +159,6 @@ export class OperatorForecasting {
 
   outcome(key: string, seq: SequenceWindow, target: number | ArrayLike<number>): ForecastFields {
     return this.book.outcome(key, seq, target)
-  }
-
-  delete(key: string): void {
-    this.book.delete(key)
-    this.inputs?.delete(key)
   }
 }
 

@@ -3,6 +3,7 @@ import { asyncScheduler } from 'rxjs'
 import type {
   FloatArray,
   ForecastFields,
+  ForecastingExtras,
   KeyedTrainerOptions,
   TrainerOptions,
   UpdateReport,
@@ -32,7 +33,11 @@ export interface KeyedResult extends ForecastResultFields {
   update?: UpdateReport
 }
 
-export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPending'>, ForecastingOptions {
+export interface LearnByKeyOptions<T>
+  extends Omit<KeyedTrainerOptions, 'maxPending' | 'extras' | 'onEvict'>,
+    ForecastingOptions {
+  /** Called with each key evicted (idle or over maxKeys). */
+  onEvict?: (key: string) => void
   /** Picks the key, x and target of an event; default: the event is a `KeyedEvent`. */
   select?: (event: T) => KeyedEvent
   /** Emits a key whose sequence ends: its hidden state and window are reset. */
@@ -42,6 +47,12 @@ export interface LearnByKeyOptions<T> extends Omit<KeyedTrainerOptions, 'maxPend
   monitor?: Monitor
   /** Drives the eviction timer and the clock; tests pass a TestScheduler. */
   scheduler?: SchedulerLike
+}
+
+/** What learnByKey keeps per key besides its state: it lives in the key's entry and leaves with it. */
+interface KeyExtras extends ForecastingExtras {
+  /** Persistence's forecast: the key's previous target. */
+  baseline: Float64Array | null
 }
 
 /**
@@ -65,20 +76,16 @@ export function learnByKey<T = KeyedEvent>(
   const { monitor, reset$, select } = options
   const scheduler = options.scheduler ?? asyncScheduler
   return operate<T, KeyedResult>(monitor, (subscriber) => {
-    // Persistence's forecast per key: the key's previous target.
-    const baselines = new Map<string, Float64Array | null>()
-    let forecasting: OperatorForecasting | null = null
-    const keyed = new KeyedTrainer(trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)), {
-      ...options,
-      // The caller's onEvict is called too (spreading options alone would lose it here).
-      onEvict: (key) => {
-        baselines.delete(key)
-        forecasting?.delete(key)
-        options.onEvict?.(key)
+    const { onEvict } = options
+    const keyed = new KeyedTrainer<KeyExtras>(
+      trainerFor(modelOrTrainer, withHorizon(trainerOptions, options)),
+      {
+        ...options,
+        extras: () => ({ baseline: null }),
+        onEvict: onEvict && ((key) => onEvict(key)),
       },
-    })
-    if (wantsForecasting(options))
-      forecasting = new OperatorForecasting(keyed.trainer, options, (key) => keyed.reset(key))
+    )
+    const forecasting = wantsForecasting(options) ? new OperatorForecasting(keyed, options) : null
     const countKeys = () => {
       if (!monitor) return
       monitor.keys = keyed.size
@@ -88,8 +95,11 @@ export function learnByKey<T = KeyedEvent>(
     const resets = reset$?.subscribe({
       next: (key) => {
         keyed.reset(key)
-        forecasting?.book.tracker(key)?.forgetForecasts()
-        baselines.delete(key)
+        const extras = keyed.entry(key)?.extras
+        if (extras) {
+          extras.tracker?.forgetForecasts()
+          extras.baseline = null
+        }
       },
       error: (e) => subscriber.error(e),
     })
@@ -124,10 +134,12 @@ export function learnByKey<T = KeyedEvent>(
         if (monitor) {
           monitor.event()
           if (event.target !== undefined && event.target !== null) {
-            const baseline = baselines.get(event.key) ?? null
-            baselines.set(
-              event.key,
-              monitor.score(keyed.trainer.loss.name, result.prediction, event.target, baseline),
+            const extras = keyed.entry(event.key)!.extras
+            extras.baseline = monitor.score(
+              keyed.trainer.loss.name,
+              result.prediction,
+              event.target,
+              extras.baseline,
             )
           }
           countKeys()

@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr'
 import type { DriftOptions, ForecastFields, KeyedTrainer, MissingPolicy } from '../../src/index.js'
 import { ForecastBook, InputAugmenter, RxrnnError } from '../../src/index.js'
+import type { ServerKeyExtras } from './learner.js'
 
 /** The snapshots' msgpack settings: typed arrays come back as typed arrays. */
 const packr = new Packr({ useRecords: false, moreTypes: true, mapsAsObjects: true, structuredClone: false })
@@ -25,7 +26,10 @@ export interface ServeForecastingOptions {
   missing?: MissingPolicy
 }
 
-/** What the server keeps for forecasting: the book per key, the input augmenter, and the counts metrics show. */
+/**
+ * What the server keeps for forecasting: the book, the input augmenter, and the counts metrics
+ * show. Their per-key state lives in the keyed trainer's entries, so it leaves with each key.
+ */
 export class ServerForecasting {
   readonly book: ForecastBook
   readonly inputs: InputAugmenter | null
@@ -35,7 +39,7 @@ export class ServerForecasting {
   readonly width: number
 
   constructor(
-    readonly keyed: KeyedTrainer,
+    readonly keyed: KeyedTrainer<ServerKeyExtras>,
     readonly options: ServeForecastingOptions,
   ) {
     const trainer = keyed.trainer
@@ -45,6 +49,7 @@ export class ServerForecasting {
       ...(options.drift === undefined ? {} : { drift: options.drift }),
       // A queued update of the key runs before its reset (KeyedTrainer.reset).
       resetKey: (key) => keyed.reset(key),
+      trackers: keyed.slots('tracker'),
     })
     this.width = this.book.width
     const inputSize = trainer.model.config.inputSize
@@ -56,6 +61,7 @@ export class ServerForecasting {
         features,
         timeFeature: options.timeFeature === true,
         ...(options.missing ? { missing: options.missing } : {}),
+        keys: keyed.slots('inputs'),
       })
       this.rawInputSize = features
     } else {
@@ -80,11 +86,6 @@ export class ServerForecasting {
     const entry = this.keyed.entry(key)
     if (!entry) return {}
     return this.book.step(key, entry.sequence, output, y)
-  }
-
-  delete(key: string): void {
-    this.book.delete(key)
-    this.inputs?.delete(key)
   }
 
   /**

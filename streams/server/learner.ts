@@ -4,7 +4,13 @@
  * baseline), and deferred updates (answer first, learn after). `serve()` feeds it ticks and
  * turns what it returns into frames.
  */
-import type { ForecastFields, ModelConfig, TrainerOptions, UpdateReport } from '../../src/index.js'
+import type {
+  ForecastFields,
+  ForecastingExtras,
+  ModelConfig,
+  TrainerOptions,
+  UpdateReport,
+} from '../../src/index.js'
 import { createModel, KeyedTrainer, Model, OnlineTrainer } from '../../src/index.js'
 import { Monitor } from '../operators/monitor.js'
 import type { FrameExpectations, ModelSummary, NumericVector } from '../transport/protocol.js'
@@ -40,6 +46,12 @@ export interface TickResult {
 
 const noUpdates: readonly UpdateReport[] = []
 
+/** What the server keeps per key besides its state and window: it lives in the key's entry. */
+export interface ServerKeyExtras extends ForecastingExtras {
+  /** The key's last target (persistence's forecast of its next), rewritten in place. */
+  previousTarget: Float64Array | null
+}
+
 /**
  * @example
  * const learner = new Learner({ model: { cell: 'gru', inputSize: 2, hiddenSize: 16, outputSize: 1 },
@@ -47,7 +59,7 @@ const noUpdates: readonly UpdateReport[] = []
  * const { y } = learner.tick('sensor-1', [0.1, 0.2], 0.3)
  */
 export class Learner {
-  readonly keyed: KeyedTrainer
+  readonly keyed: KeyedTrainer<ServerKeyExtras>
   readonly trainer: OnlineTrainer
   readonly model: Model
   readonly monitor = new Monitor()
@@ -55,7 +67,6 @@ export class Learner {
   readonly summary: ModelSummary
   /** Ticks refused, per error code. */
   readonly rejectedByCode = new Map<string, number>()
-  private readonly previousTargets = new Map<string, Float64Array>()
   /** Intervals, anomaly scores and drift per key (with forecasting options or a trainer horizon), else null. */
   readonly forecasting: ServerForecasting | null
   private readonly targetScratch = new Float64Array(1)
@@ -67,20 +78,16 @@ export class Learner {
   private readonly flushBound = () => this.flush()
 
   constructor(options: LearnerOptions) {
-    const onEvict = (key: string) => {
-      this.previousTargets.delete(key)
-      this.forecasting?.delete(key)
-    }
     // Every server setting is given, so that none comes from a checkpoint.
     const serverSettings = {
       maxKeys: options.maxKeys ?? 100_000,
       idleMs: options.idleMs ?? Number.POSITIVE_INFINITY,
       staggerUpdates: options.staggerUpdates ?? true,
-      onEvict,
+      extras: (): ServerKeyExtras => ({ previousTarget: null }),
     }
     if (options.resumeFrom) {
       // Server settings come from the caller, the model and trainer from the checkpoint.
-      this.keyed = KeyedTrainer.fromSnapshot(options.resumeFrom, serverSettings)
+      this.keyed = KeyedTrainer.fromSnapshot<ServerKeyExtras>(options.resumeFrom, serverSettings)
     } else {
       const model = options.model instanceof Model ? options.model : createModel(options.model)
       this.keyed = new KeyedTrainer(new OnlineTrainer(model, options.trainer), serverSettings)
@@ -183,14 +190,17 @@ export class Learner {
 
   reset(key: string): void {
     this.keyed.reset(key)
-    this.forecasting?.book.tracker(key)?.forgetForecasts()
-    this.previousTargets.delete(key)
+    const extras = this.keyed.entry(key)?.extras
+    if (extras) {
+      extras.tracker?.forgetForecasts()
+      extras.previousTarget = null
+    }
     this.scheduleFlush()
   }
 
   /** Evicts keys idle past idleMs; their queued updates ran as they left and are reported now. */
   evictIdle(): void {
-    for (const key of this.keyed.evictIdle()) this.previousTargets.delete(key)
+    this.keyed.evictIdle()
     this.scheduleFlush()
   }
 
@@ -223,9 +233,10 @@ export class Learner {
       target = this.targetScratch
     }
     // Each key's last target, for the persistence baseline: one buffer per key, rewritten.
-    let previous = this.previousTargets.get(key)
-    this.monitor.scoreRegression(prediction, target, previous ?? null)
-    if (!previous) this.previousTargets.set(key, (previous = new Float64Array(prediction.length)))
+    const extras = this.keyed.entry(key)!.extras
+    let previous = extras.previousTarget
+    this.monitor.scoreRegression(prediction, target, previous)
+    if (!previous) extras.previousTarget = previous = new Float64Array(prediction.length)
     previous.set(target)
   }
 }

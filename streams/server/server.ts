@@ -25,7 +25,7 @@ import type { ServeForecastingOptions, ServerForecasting } from './forecasting.j
 import { registerForecastingMetrics } from './forecasting-metrics.js'
 import { updateFrame } from './frames.js'
 import { Hub } from './hub.js'
-import { Learner } from './learner.js'
+import { Learner, type ServerKeyExtras } from './learner.js'
 import { LearnerTicks } from './learner-ticks.js'
 import { defaultMaxMemory, heapBytesPerKey, memoryProblem } from './limits.js'
 import type { ServerMetrics } from './prometheus.js'
@@ -80,7 +80,8 @@ export interface RxrnnServer {
   readonly url: string
   readonly model: Model
   readonly trainer: OnlineTrainer
-  readonly keyed: KeyedTrainer
+  /** Shared weights, and per key the state, the window and what the server keeps (`extras`). */
+  readonly keyed: KeyedTrainer<ServerKeyExtras>
   readonly monitor: Monitor
   /** What `GET /metrics` serves. */
   readonly prometheus: ServerMetrics

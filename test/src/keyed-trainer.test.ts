@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { Model, RxrnnErrorCode, TrainerOptions } from '../../src/index.js'
+import type { KeyedTrainerOptions, Model, RxrnnErrorCode, TrainerOptions } from '../../src/index.js'
 import { createModel, KeyedTrainer, OnlineTrainer, RxrnnError } from '../../src/index.js'
 import { frozen, rows, stepLoop, tinyModel } from '../helpers/streams.js'
 
@@ -238,6 +238,77 @@ describe('KeyedTrainer: eviction', () => {
     expect(keyed.delete('a')).toBe(false)
     expect(keyed.evicted).toBe(0)
     expect(evicted).toEqual([])
+  })
+})
+
+describe('KeyedTrainer: per-key extras (one key store for everything kept per key)', () => {
+  interface Extras {
+    seen: number
+    note?: string
+  }
+  const made: string[] = []
+  const withExtras = (options: Omit<KeyedTrainerOptions<Extras>, 'extras'> = {}) =>
+    new KeyedTrainer<Extras>(new OnlineTrainer(tinyModel(1), frozen(2)), {
+      ...options,
+      extras: (key) => {
+        made.push(key)
+        return { seen: 0 }
+      },
+    })
+
+  it('are made with the key, live in its entry, and leave with it (eviction hands them to onEvict)', () => {
+    made.length = 0
+    const gone: [string, Extras][] = []
+    const keyed = withExtras({ maxKeys: 2, onEvict: (key, entry) => gone.push([key, entry.extras]) })
+    for (const [i, key] of ['a', 'b', 'a', 'c'].entries()) {
+      keyed.observe(key, xs[i]!, null, i)
+      keyed.entry(key)!.extras.seen++
+    }
+    expect(made).toEqual(['a', 'b', 'c'])
+    expect(gone).toEqual([['b', { seen: 1 }]])
+    expect(keyed.entry('a')!.extras).toEqual({ seen: 2 })
+    // Back after its eviction: fresh extras, like its fresh state.
+    keyed.observe('b', xs[4]!, null, 4)
+    expect(keyed.entry('b')!.extras).toEqual({ seen: 0 })
+    expect(made).toEqual(['a', 'b', 'c', 'b'])
+    // A refused event makes no key and no extras.
+    expect(codeOf(() => keyed.observe('d', [Number.NaN, 0], null, 5))).toBe('bad_input')
+    expect(made).toHaveLength(4)
+  })
+
+  it('a snapshot restores the keys with fresh extras from the factory passed again', () => {
+    made.length = 0
+    const keyed = withExtras()
+    keyed.observe('a', xs[0]!, null, 0)
+    keyed.entry('a')!.extras.seen = 7
+    const resumed = KeyedTrainer.fromSnapshot<Extras>(keyed.snapshot(), { extras: () => ({ seen: -1 }) })
+    expect(resumed.entry('a')!.extras).toEqual({ seen: -1 })
+  })
+
+  it('slots(field) is one field of every entry as a map: set on an unknown key does nothing', () => {
+    const keyed = withExtras({ maxKeys: 2 })
+    const notes = keyed.slots('note')
+    keyed.observe('a', xs[0]!, null, 0)
+    keyed.observe('b', xs[1]!, null, 1)
+    notes.set('a', 'first')
+    notes.set('b', 'second')
+    notes.set('zzz', 'nobody')
+    expect(keyed.entry('a')!.extras.note).toBe('first')
+    expect(notes.get('zzz')).toBeUndefined()
+    expect([...notes.entries()]).toEqual([
+      ['a', 'first'],
+      ['b', 'second'],
+    ])
+    notes.delete('a')
+    expect([...notes.entries()]).toEqual([['b', 'second']])
+    // Evicting b takes its note along: nothing to keep in step.
+    keyed.observe('c', xs[2]!, null, 2)
+    keyed.observe('a', xs[3]!, null, 3)
+    expect(notes.get('b')).toBeUndefined()
+    notes.set('c', 'third')
+    notes.clear()
+    expect([...notes.entries()]).toEqual([])
+    expect(keyed.entry('c')!.extras.seen).toBe(0)
   })
 })
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { createModel, ForecastBook, OnlineTrainer, RecursiveRollout } from '../../../src/index.js'
+import type { ForecastingExtras } from '../../../src/index.js'
+import {
+  createModel,
+  ForecastBook,
+  KeyedTrainer,
+  OnlineTrainer,
+  RecursiveRollout,
+} from '../../../src/index.js'
 import { loadSeattleHourly } from '../../../streams/demo/datasets.js'
 
 async function seattleTemperatures(): Promise<number[]> {
@@ -182,5 +189,37 @@ describe('ForecastBook snapshots', () => {
         /other forecasting options/,
       )
     }
+  })
+})
+
+describe('ForecastBook in a KeyedTrainer (trackers: keyed.slots)', () => {
+  it('keeps each tracker in its key entry: the same fields as its own map, and an evicted key starts over', () => {
+    const model = createModel({ cell: 'gru', inputSize: 1, hiddenSize: 6, outputSize: 1, seed: 4 })
+    const trainer = new OnlineTrainer(model, { k1: 2, loss: 'mse', optimizer: { type: 'sgd', lr: 0 } })
+    const keyed = new KeyedTrainer<ForecastingExtras>(trainer, { maxKeys: 2, extras: () => ({}) })
+    const options = { coverage: 0.9, drift: { detector: 'page-hinkley' as const, warmup: 10 } }
+    const inEntries = new ForecastBook(trainer, { ...options, trackers: keyed.slots('tracker') })
+    const ownMap = new ForecastBook(trainer, options)
+    const value = (t: number, key: number) => Math.sin(t / 3 + key)
+    for (let t = 0; t < 120; t++)
+      for (const key of [0, 1]) {
+        const { prediction } = keyed.observe(`k${key}`, [value(t, key)], [value(t + 1, key)])
+        const seq = keyed.entry(`k${key}`)!.sequence
+        const a = inEntries.step(`k${key}`, seq, prediction, value(t + 1, key))
+        const b = ownMap.step(`k${key}`, seq, prediction, value(t + 1, key))
+        expect(a).toEqual(b)
+      }
+    expect(keyed.entry('k0')!.extras.tracker).toBe(inEntries.tracker('k0'))
+    expect(Object.keys(inEntries.exportState().keys as object)).toEqual(['k0', 'k1'])
+    // A third key evicts k0, and its tracker with it.
+    keyed.observe('k2', [0], [0])
+    expect(inEntries.tracker('k0')).toBeUndefined()
+    // k2 has no tracker yet: the book has not seen it.
+    expect(Object.keys(inEntries.exportState().keys as object)).toEqual(['k1'])
+    // Restoring keeps only the keys the trainer holds.
+    const saved = ownMap.exportState()
+    inEntries.importState(saved)
+    expect(inEntries.tracker('k1')!.exportState()).toEqual(ownMap.tracker('k1')!.exportState())
+    expect(inEntries.tracker('k0')).toBeUndefined()
   })
 })

@@ -2,7 +2,7 @@ import { from } from 'rxjs'
 import { describe, expect, it } from 'vitest'
 import type { DriftEvent } from '../../../src/index.js'
 import { createModel, Rng } from '../../../src/index.js'
-import type { KeyedEvent, LearnEvent, RejectedEvent } from '../../../streams/index.js'
+import type { KeyedEvent, KeyedResult, LearnEvent, RejectedEvent } from '../../../streams/index.js'
 import { forecast, learn, learnByKey, Monitor, modelInputSize } from '../../../streams/index.js'
 import { drain } from '../../helpers/streams.js'
 
@@ -119,5 +119,69 @@ describe('forecast with intervals and anomalies', () => {
     expect(top.event.t).toBe(1000)
     expect(top.isAnomaly).toBe(true)
     expect(out.values.every((r) => r.ahead?.length === 2 && r.lower?.length === 1)).toBe(true)
+  })
+})
+
+describe('per-key forecasting state lives in the key store', () => {
+  const FROZEN = { k1: 4, loss: 'mse' as const, optimizer: { type: 'sgd' as const, lr: 0 } }
+  const options = { coverage: 0.9, timeFeature: true, maxKeys: 1 }
+  const model = () =>
+    createModel({
+      cell: 'gru',
+      inputSize: modelInputSize(1, { timeFeature: true }),
+      hiddenSize: 6,
+      outputSize: 1,
+      seed: 8,
+    })
+  const tick = (key: string, t: number): KeyedEvent => ({
+    key,
+    x: [Math.sin(t / 4)],
+    target: Math.sin((t + 1) / 4),
+    t: t * 1000,
+  })
+
+  it('learnByKey: a key evicted and back starts over (intervals and time input) like a key never seen', () => {
+    const back = Array.from({ length: 5 }, (_, i) => tick('a', 200 + i))
+    const events = [...Array.from({ length: 60 }, (_, t) => tick('a', t)), tick('b', 100), ...back]
+    const evicted: string[] = []
+    const out = drain(
+      from(events).pipe(learnByKey(model(), FROZEN, { ...options, onEvict: (k) => evicted.push(k) })),
+    )
+    const fresh = drain(from(back).pipe(learnByKey(model(), FROZEN, options)))
+    expect(evicted).toEqual(['a', 'b'])
+    // Everything per key matches; the update reports' shared counters (the weights' updates) do not.
+    const perKey = (r: KeyedResult) => [r.key, r.prediction, r.lower, r.upper, r.anomaly]
+    expect(out.values.slice(-5).map(perKey)).toEqual(fresh.values.map(perKey))
+    // Before the eviction, 60 ticks had calibrated a finite interval; a new key's is unbounded.
+    expect(Number.isFinite(out.values[59]!.upper![0]!)).toBe(true)
+    expect(fresh.values[0]!.upper![0]).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it('forecast: an evicted key forgets its previous event, so its return joins no target to it', () => {
+    const series = (key: string, from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ key, value: Math.sin((from + i) / 4) }))
+    const events = [...series('a', 0, 20), ...series('b', 0, 1), ...series('a', 50, 3)]
+    const out = drain(
+      from(events).pipe(
+        forecast(createModel({ cell: 'gru', inputSize: 1, hiddenSize: 6, outputSize: 1, seed: 8 }), FROZEN, {
+          key: (e) => e.key,
+          input: (e) => [e.value],
+          target: (next) => next.value,
+          coverage: 0.9,
+          maxKeys: 1,
+        }),
+      ),
+    )
+    expect(out.error).toBeUndefined()
+    // Each 'a' event after the first joins its predecessor's target (an anomaly score); the first
+    // 'a' after 'b' evicted it has nothing to join.
+    expect(out.values.map((r) => r.anomaly !== undefined)).toEqual([
+      false,
+      ...Array(19).fill(true),
+      false,
+      false,
+      true,
+      true,
+    ])
   })
 })
