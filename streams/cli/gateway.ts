@@ -9,8 +9,8 @@
 import { type GatewayOptions, serveGateway } from '../server/nats/gateway.js'
 import type { FrameExpectations, ModelSummary } from '../transport/protocol.js'
 import { resolveEndpointOptions } from './endpoint-flags.js'
-import { aborted, type CliIo, UsageError } from './io.js'
-import type { FlagSource, ServeConfigFile, ServeFlags } from './serve.js'
+import { aborted, type CliIo } from './io.js'
+import { explainListenError, type FlagSource, type ServeConfigFile, type ServeFlags } from './serve.js'
 
 /** The flags `serve` takes for the gateway. */
 export interface GatewayFlags {
@@ -59,17 +59,7 @@ export async function runGateway(
   try {
     gateway = await serveGateway(options)
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    const at = `${endpoint.host}:${endpoint.port}`
-    if (code === 'EADDRINUSE') {
-      throw new UsageError(
-        `cannot listen on ${at}: the port is in use; pick another --port (0: any free port)`,
-      )
-    }
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
-      throw new UsageError(`cannot listen on ${at} (${code}): check --host and --port`)
-    }
-    throw error
+    throw explainListenError(error, `${endpoint.host}:${endpoint.port}`)
   }
   io.stdout.write(`listening on ${gateway.url}\n`)
   if (flags.quiet !== true) {

@@ -19,6 +19,7 @@ import {
   MISSING_POLICIES,
   RxrnnError,
 } from '../../src/index.js'
+import type { EndpointOptions } from '../server/endpoint-options.js'
 import type { ExplicitSettings } from '../server/checkpointer.js'
 import type { ServeForecastingOptions } from '../server/forecasting.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
@@ -72,33 +73,16 @@ export interface ServeFlags extends ModelFlags {
   missing?: MissingPolicy
 }
 
-/** What a `--config` file holds: `model` and `trainer` as the library takes them, and server options. */
-export interface ServeConfigFile {
+/**
+ * What a `--config` file holds: `model` and `trainer` as the library takes them, and the server's
+ * options under their `serve()` names (JSON: no callbacks; `tls` names the PEM files).
+ */
+export interface ServeConfigFile
+  extends Omit<EndpointOptions, 'http' | 'log' | 'tls'>,
+    Pick<ServeOptions, 'maxKeys' | 'idleMs' | 'maxMemory'> {
   model?: Partial<ModelConfig>
   trainer?: Partial<TrainerOptions>
-  host?: string
-  port?: number
-  token?: string
-  maxPayload?: number
-  maxKeys?: number
-  idleMs?: number
-  maxBufferedBytes?: number
-  metricsIntervalMs?: number
   checkpoint?: { path: string; everyMs?: number }
-  dashboard?: boolean
-  allowOrigins?: string[]
-  allowedHosts?: string[]
-  maxConnections?: number
-  maxConnectionsPerAddress?: number
-  pingIntervalMs?: number
-  idleTimeoutMs?: number
-  headersTimeoutMs?: number
-  requestTimeoutMs?: number
-  maxSubscribeKeys?: number
-  maxNewKeysPerSecond?: number
-  maxMemory?: number
-  maxBufferedTotal?: number
-  slowReaderGraceMs?: number
   tls?: { cert: string; key: string }
   /** Intervals, anomalies, drift, time and missing values, as `serve` takes them; flags win. */
   forecasting?: ServeForecastingOptions
@@ -106,36 +90,6 @@ export interface ServeConfigFile {
 
 /** Where a flag's value came from (commander's `getOptionValueSource`). */
 export type FlagSource = (flag: keyof ServeFlags) => string | undefined
-
-const CONFIG_FIELDS: readonly string[] = [
-  'model',
-  'trainer',
-  'host',
-  'port',
-  'token',
-  'maxPayload',
-  'maxKeys',
-  'idleMs',
-  'maxBufferedBytes',
-  'metricsIntervalMs',
-  'checkpoint',
-  'dashboard',
-  'allowOrigins',
-  'allowedHosts',
-  'maxConnections',
-  'maxConnectionsPerAddress',
-  'pingIntervalMs',
-  'idleTimeoutMs',
-  'headersTimeoutMs',
-  'requestTimeoutMs',
-  'maxSubscribeKeys',
-  'maxNewKeysPerSecond',
-  'maxMemory',
-  'maxBufferedTotal',
-  'slowReaderGraceMs',
-  'tls',
-  'forecasting',
-]
 
 /** Numeric server settings of a config file: each a number >= 1. */
 const CONFIG_NUMBERS = [
@@ -155,6 +109,21 @@ const CONFIG_NUMBERS = [
   'maxMemory',
   'maxBufferedTotal',
   'slowReaderGraceMs',
+]
+
+const CONFIG_FIELDS: readonly string[] = [
+  'model',
+  'trainer',
+  'host',
+  'port',
+  'token',
+  'checkpoint',
+  'dashboard',
+  'allowOrigins',
+  'allowedHosts',
+  'tls',
+  'forecasting',
+  ...CONFIG_NUMBERS,
 ]
 
 export function registerServe(program: Command, io: CliIo, done: (code: number) => void): void {
@@ -635,17 +604,7 @@ export async function runServe(
   try {
     server = await serve({ ...options, log: (line) => status.log(line, io.stderr) })
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    const at = `${options.host}:${options.port}`
-    if (code === 'EADDRINUSE') {
-      throw new UsageError(
-        `cannot listen on ${at}: the port is in use; pick another --port (0: any free port)`,
-      )
-    }
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
-      throw new UsageError(`cannot listen on ${at} (${code}): check --host and --port`)
-    }
-    throw error
+    throw explainListenError(error, `${options.host}:${options.port}`)
   }
   io.stdout.write(`listening on ${server.url}\n`)
   if (!quiet) {
@@ -690,4 +649,16 @@ export async function runServe(
   }
   if (!quiet) io.stderr.write(`closed ${server.url} after ${server.metrics().events} ticks\n`)
   return 0
+}
+
+/** A UsageError saying what to change when the server cannot listen on `at`; other errors as they are. */
+export function explainListenError(error: unknown, at: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE')
+    return new UsageError(
+      `cannot listen on ${at}: the port is in use; pick another --port (0: any free port)`,
+    )
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES')
+    return new UsageError(`cannot listen on ${at} (${code}): check --host and --port`)
+  return error
 }

@@ -2,15 +2,14 @@
  * `GET /metrics` (Prometheus text, behind the token, one registry per server) and TLS
  * (`--tls-cert` / `--tls-key`: https and wss on the same port), against real servers.
  */
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { get } from 'node:https'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { ModelConfig, TrainerOptions } from '../../../src/index.js'
 import { type RxrnnServer, type ServeOptions, serve } from '../../../streams/server/server.js'
 import { startServeProcess, stopProcess } from '../../helpers/cli-process.js'
+import { opensslSkipMessage, selfSigned } from '../../helpers/self-signed.js'
 import { FrameClient } from '../../helpers/wire-client.js'
 
 const MODEL: ModelConfig = { cell: 'gru', inputSize: 2, hiddenSize: 4, outputSize: 1, seed: 1 }
@@ -92,49 +91,11 @@ describe('GET /metrics', () => {
   })
 })
 
-/** A self-signed certificate for 127.0.0.1 and localhost, made with openssl; null when openssl is missing. */
-function selfSigned(): { cert: string; key: string; dir: string } | null {
-  const dir = mkdtempSync(join(tmpdir(), 'rxrnn-tls-'))
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    )
-    return {
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-      dir,
-    }
-  } catch {
-    rmSync(dir, { recursive: true, force: true })
-    return null
-  }
-}
-
 const tls = selfSigned()
 afterAll(() => {
   if (tls) rmSync(tls.dir, { recursive: true, force: true })
 })
-if (!tls) console.warn('skipping the TLS tests: openssl is not on PATH to make a self-signed certificate')
+if (!tls) console.warn(opensslSkipMessage)
 
 describe.skipIf(!tls)('TLS', () => {
   it('serves wss:// and https:// (the dashboard and /metrics) on one port with --tls-cert and --tls-key', async () => {
