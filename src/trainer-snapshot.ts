@@ -18,7 +18,11 @@ export function exportTrainerState(trainer: OnlineTrainer): Record<string, unkno
     ...(o.algorithm === 'rtrl' ? { rtrlBudget: { ...o.rtrlBudget } } : {}),
     loss: o.loss,
     huberDelta: o.huberDelta,
-    optimizer: { ...trainer.optimizer.config },
+    // While a schedule or a drift raise sets the rate at each update, the base rate is the setting.
+    optimizer: {
+      ...trainer.optimizer.config,
+      ...(trainer.learningRate.engaged ? { lr: trainer.learningRate.base } : {}),
+    },
     diagnosticsEvery: o.diagnosticsEvery,
     ...(forwardMode ? {} : { dropout: { input: o.inputDropout, recurrent: o.recurrentDropout } }),
     ...(o.clipNorm === undefined ? {} : { clipNorm: o.clipNorm }),
@@ -40,6 +44,8 @@ export function exportTrainerState(trainer: OnlineTrainer): Record<string, unkno
     sequence: trainer.sequence.exportState(),
     clipHistory: trainer.clipHistory.recent.slice(),
     updatesSeen: trainer.clipHistory.updatesSeen,
+    // A drift response's raise of the learning rate still in force.
+    ...(trainer.learningRate.raiseLeft > 0 ? { lrRaise: trainer.learningRate.exportState() } : {}),
     ...trainer.guard.exportState(),
   }
 }
@@ -66,4 +72,5 @@ export function restoreTrainerState(trainer: OnlineTrainer, body: Record<string,
   restoreArray(trainer.clipHistory.recent, body.clipHistory, 'clipHistory')
   trainer.clipHistory.updatesSeen = field<number>(body, 'updatesSeen', Number.isInteger, 'an integer')
   trainer.guard.importState(body)
+  trainer.learningRate.importState(body.lrRaise ?? null)
 }

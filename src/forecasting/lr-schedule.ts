@@ -95,6 +95,24 @@ export class LearningRateController {
     this.engaged = true
   }
 
+  /** A drift response's raise in force, for snapshots (null when none was ever made). */
+  exportState(): { raiseFactor: number; raiseLeft: number } | null {
+    return this.raiseLeft > 0 ? { raiseFactor: this.raiseFactor, raiseLeft: this.raiseLeft } : null
+  }
+
+  /** Restores `exportState()`'s output; null or malformed leaves no raise in force. */
+  importState(saved: unknown): void {
+    const s = saved as { raiseFactor?: unknown; raiseLeft?: unknown } | null
+    if (
+      s &&
+      typeof s.raiseFactor === 'number' &&
+      Number.isInteger(s.raiseLeft) &&
+      (s.raiseLeft as number) > 0
+    )
+      this.raise(s.raiseFactor, s.raiseLeft as number)
+    else this.raiseLeft = 0
+  }
+
   /** The rate for update t; counts one update of any raise in force. */
   rateAt(t: number): number {
     let rate = this.base * scheduleFactor(this.schedule, t)

@@ -128,6 +128,18 @@ describe('drift responses', () => {
     expect(fired).toBeGreaterThanOrEqual(200)
     expect(rates.slice(fired + 1, fired + 5)).toEqual([0.04, 0.04, 0.04, 0.01])
   })
+
+  it("a snapshot taken while 'raise-lr' is in force resumes the raise for the updates it has left", () => {
+    const model = createModel({ cell: 'gru', inputSize: 1, hiddenSize: 8, outputSize: 1, seed: 2 })
+    const trainer = new OnlineTrainer(model, { k1: 1, loss: 'mse', optimizer: { type: 'sgd', lr: 0.01 } })
+    trainer.observe([0], [0.1])
+    trainer.learningRate.raise(4, 3)
+    trainer.observe([0], [0.1])
+    const resumed = OnlineTrainer.fromSnapshot(trainer.snapshot())
+    const rates = (t: OnlineTrainer) => [0, 1, 2].map(() => t.observe([0], [0.1]).update!.lr)
+    expect(rates(resumed)).toEqual([0.04, 0.04, 0.01])
+    expect(rates(trainer)).toEqual([0.04, 0.04, 0.01])
+  })
 })
 
 describe('ForecastBook options', () => {
