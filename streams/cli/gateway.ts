@@ -4,11 +4,13 @@
  * origins, hosts, connection limits, timeouts, budgets, TLS, dashboard), from the same flags and
  * `--config` fields with the same defaults. The model lives in the workers; the model flags given
  * here only check ticks before they are published (--input-size, --output-size, --loss) and fill
- * `welcome`.
+ * `welcome`. Forecasting runs in the workers (`rxrnn worker --coverage …`); here --missing lets
+ * null through to them and --horizon goes into `welcome`.
  */
 import { type GatewayOptions, serveGateway } from '../server/nats/gateway.js'
 import type { FrameExpectations, ModelSummary } from '../transport/protocol.js'
 import { resolveEndpointOptions } from './endpoint-flags.js'
+import { resolveForecastingFlags } from './forecasting-flags.js'
 import { aborted, type CliIo } from './io.js'
 import { explainListenError, type FlagSource, type ServeConfigFile, type ServeFlags } from './serve.js'
 
@@ -33,9 +35,13 @@ export async function runGateway(
   const inputSize = pick<number | undefined>('inputSize', file.model?.inputSize)
   const outputSize = pick<number | undefined>('outputSize', file.model?.outputSize)
   const classification = pick('loss', file.trainer?.loss) === 'cross_entropy'
+  // The workers forecast; the gateway checks ticks as they will (null in x with --missing) and says so in welcome.
+  const forecasting = resolveForecastingFlags(flags, file.forecasting, 'rxrnn serve --nats')
+  const horizon = pick<number | undefined>('horizon', file.trainer?.horizon)
   const expect: FrameExpectations = { task: classification ? 'classification' : 'regression' }
   if (inputSize !== undefined) expect.inputSize = inputSize
   if (outputSize !== undefined) expect.outputSize = outputSize
+  if (forecasting.missing) expect.allowMissing = true
   const model: ModelSummary = {
     cell: pick('cell', file.model?.cell),
     inputSize: inputSize ?? 0,
@@ -43,6 +49,7 @@ export async function runGateway(
     numLayers: pick('layers', file.model?.numLayers),
     outputSize: outputSize ?? 0,
     task: expect.task!,
+    ...(horizon !== undefined && horizon > 1 ? { horizon } : {}),
     workers: 'nats',
   }
   const options: GatewayOptions = {

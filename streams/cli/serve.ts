@@ -3,28 +3,16 @@
  * JSON config file (flags win), live progress, and a clean shutdown on SIGINT / SIGTERM.
  */
 import { readFile } from 'node:fs/promises'
-import { type Command, InvalidArgumentError, Option } from 'commander'
-import type {
-  DriftDetectorName,
-  DriftResponse,
-  MissingPolicy,
-  ModelConfig,
-  TrainerOptions,
-} from '../../src/index.js'
-import {
-  createModel,
-  DRIFT_DETECTORS,
-  DRIFT_RESPONSES,
-  ForecastTracker,
-  MISSING_POLICIES,
-  RxrnnError,
-} from '../../src/index.js'
-import type { EndpointOptions } from '../server/endpoint-options.js'
+import { type Command, Option } from 'commander'
+import type { ModelConfig, TrainerOptions } from '../../src/index.js'
+import { createModel, RxrnnError } from '../../src/index.js'
 import type { ExplicitSettings } from '../server/checkpointer.js'
+import type { EndpointOptions } from '../server/endpoint-options.js'
 import type { ServeForecastingOptions } from '../server/forecasting.js'
 import type { RxrnnServer, ServeOptions } from '../server/server.js'
 import { serve } from '../server/server.js'
 import { resolveEndpointOptions } from './endpoint-flags.js'
+import { addForecastingFlags, type ForecastingFlags, resolveForecastingFlags } from './forecasting-flags.js'
 import { metricsLine } from './format.js'
 import { type GatewayFlags, runGateway } from './gateway.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
@@ -34,7 +22,7 @@ import { integer, parseBytes, parseDuration, token } from './parse.js'
 export { OPTIMIZER_TYPES } from './model-flags.js'
 
 /** The flags of `rxrnn serve`, as commander parses them. */
-export interface ServeFlags extends ModelFlags {
+export interface ServeFlags extends ModelFlags, ForecastingFlags {
   config?: string
   host: string
   port: number
@@ -64,13 +52,6 @@ export interface ServeFlags extends ModelFlags {
   slowReaderGrace: number
   tlsCert?: string
   tlsKey?: string
-  horizon?: number
-  coverage?: number
-  anomalyThreshold?: number
-  drift?: DriftDetectorName | true
-  onDrift?: DriftResponse
-  timeFeature?: boolean
-  missing?: MissingPolicy
 }
 
 /**
@@ -193,38 +174,8 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
         .default(60_000, '1m'),
     )
     .option('--no-dashboard', 'do not serve the live dashboard on http://HOST:PORT/')
-    .option(
-      '--horizon <n>',
-      'forecast n ticks ahead with a direct multi-horizon head: prediction frames carry `ahead` (n rows of --output-size); k2 defaults to k1 + n - 1',
-      integer(1),
-    )
-    .option(
-      '--coverage <c>',
-      'calibrated intervals (adaptive conformal, per key): frames carry lower/upper holding the target with long-run probability c, and an anomaly score',
-      fraction,
-    )
-    .option('--anomaly-threshold <a>', 'mark ticks whose anomaly score is >= a (default 0.99)', fraction)
-    .addOption(
-      new Option(
-        '--drift [detector]',
-        "detect drift on each key's prequential loss; alarms go to `updates` subscribers",
-      ).choices(DRIFT_DETECTORS),
-    )
-    .addOption(
-      new Option('--on-drift <response>', 'what a drift alarm does (default report)').choices(
-        DRIFT_RESPONSES,
-      ),
-    )
-    .option(
-      '--time-feature',
-      "also feed the model ln(1 + seconds since the key's last tick), from the ticks' t",
-    )
-    .addOption(
-      new Option(
-        '--missing <policy>',
-        'accept null in x: impute (last value or zero) and add a mask input per feature',
-      ).choices(MISSING_POLICIES),
-    )
+  addForecastingFlags(command)
+  command
     .option(
       '--allow-origin <origin>',
       "let pages from this origin (e.g. https://app.example.com) open WebSockets, beside the server's own; repeatable",
@@ -307,15 +258,6 @@ export function registerServe(program: Command, io: CliIo, done: (code: number) 
   command.action(async (flags: ServeFlags & GatewayFlags, cmd: Command) => {
     const file = flags.config === undefined ? undefined : await loadServeConfig(flags.config)
     if (flags.nats !== undefined) {
-      // The workers learn, not the gateway: forecasting there is not wired yet, so say so, not ignore it.
-      const forecastingFlags = (
-        ['horizon', 'coverage', 'anomalyThreshold', 'drift', 'onDrift', 'timeFeature', 'missing'] as const
-      ).filter((f) => flags[f] !== undefined)
-      if (forecastingFlags.length > 0 || file?.forecasting !== undefined)
-        throw new UsageError(
-          `--nats: the forecasting settings (${forecastingFlags.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ') || 'forecasting in --config'}) ` +
-            'are not supported by the NATS workers yet; serve without --nats to use them',
-        )
       return done(await runGateway(flags, (name) => cmd.getOptionValueSource(name), file, io))
     }
     const options = resolveServeOptions(flags, (name) => cmd.getOptionValueSource(name), file)
@@ -445,23 +387,7 @@ export function resolveServeOptions(
   const pick = <T>(flag: keyof ServeFlags, fromFile: T | undefined): T | undefined =>
     given(flag) || fromFile === undefined ? (flags[flag] as T | undefined) : fromFile
 
-  // The file's forecasting settings, then the flags over them.
-  const forecasting: ServeForecastingOptions = { ...file.forecasting }
-  if (flags.coverage !== undefined) forecasting.coverage = flags.coverage
-  if (flags.anomalyThreshold !== undefined) forecasting.anomalyThreshold = flags.anomalyThreshold
-  if (flags.drift !== undefined || flags.onDrift !== undefined) {
-    forecasting.drift = {
-      ...forecasting.drift,
-      ...(typeof flags.drift === 'string' ? { detector: flags.drift } : {}),
-      ...(flags.onDrift ? { response: flags.onDrift } : {}),
-    }
-  }
-  if (flags.timeFeature) forecasting.timeFeature = true
-  if (flags.missing) forecasting.missing = flags.missing
-  const forecastProblems = forecastingProblems(forecasting)
-  if (forecastProblems.length > 0)
-    throw new RxrnnError('bad_config', 'Invalid forecasting settings for rxrnn serve', forecastProblems)
-
+  const forecasting = resolveForecastingFlags(flags, file.forecasting, 'rxrnn serve')
   const resolved = resolveModelFlags(flags, sourceOf, file, 'rxrnn serve', {
     horizon: flags.horizon,
     missing: forecasting.missing !== undefined,
@@ -507,39 +433,6 @@ function modelShaped(
   if (typeof shaped.inputSize === 'number' && (f.missing || f.timeFeature))
     shaped.inputSize = shaped.inputSize * (f.missing ? 2 : 1) + (f.timeFeature ? 1 : 0)
   return { ...explicit, model: shaped }
-}
-
-/** What is wrong with the forecasting settings (flags or the file's `forecasting`), each naming where it is set. */
-function forecastingProblems(f: ServeForecastingOptions): string[] {
-  const problems: string[] = []
-  try {
-    // The same checks the server runs per key, now, before anything listens.
-    new ForecastTracker(1, 1, {
-      ...(f.coverage === undefined ? {} : { coverage: f.coverage }),
-      ...(f.anomalyThreshold === undefined ? {} : { anomalyThreshold: f.anomalyThreshold }),
-      ...(f.drift === undefined ? {} : { drift: f.drift }),
-    })
-  } catch (error) {
-    if (!(error instanceof RxrnnError)) throw error
-    problems.push(
-      ...error.problems.map(
-        (p) => `${p} (--coverage, --anomaly-threshold, --drift, --on-drift, or forecasting.*)`,
-      ),
-    )
-  }
-  if (f.missing !== undefined && !MISSING_POLICIES.includes(f.missing))
-    problems.push(
-      `missing is ${JSON.stringify(f.missing)}; use one of ${MISSING_POLICIES.join(', ')} (--missing, or forecasting.missing)`,
-    )
-  return problems
-}
-
-/** A number strictly between 0 and 1 (a coverage or a threshold). */
-function fraction(value: string): number {
-  const n = Number(value)
-  if (!(n > 0 && n < 1))
-    throw new InvalidArgumentError('Expected a number between 0 and 1 (exclusive), e.g. 0.9.')
-  return n
 }
 
 /**

@@ -7,12 +7,13 @@ import { type Command, Option } from 'commander'
 
 import { startWorker } from '../server/nats/worker.js'
 import { parsePartitionList } from '../transport/partition.js'
+import { addForecastingFlags, type ForecastingFlags, resolveForecastingFlags } from './forecasting-flags.js'
 import { count } from './format.js'
 import { aborted, type CliIo, StatusLine, UsageError } from './io.js'
 import { addModelFlags, type ModelFlags, resolveModelFlags } from './model-flags.js'
 import { integer, parseDuration } from './parse.js'
 
-export interface WorkerFlags extends ModelFlags {
+export interface WorkerFlags extends ModelFlags, ForecastingFlags {
   nats: string
   partitions: number
   own?: string
@@ -103,6 +104,7 @@ export function registerWorker(program: Command, io: CliIo, done: (code: number)
         .default(5000, '5s'),
     )
     .option('--quiet', 'print only the ready line and errors')
+  addForecastingFlags(command)
   addModelFlags(
     command,
     'seed of the initial weights; partition p starts from a seed made of it and p (default 0, so restarts reproduce)',
@@ -135,11 +137,17 @@ export async function runWorker(
   } catch (error) {
     throw new UsageError(`--own: ${(error as Error).message}`)
   }
+  const forecasting = resolveForecastingFlags(flags, undefined, 'rxrnn worker')
   const { model, trainer } = resolveModelFlags(
     { ...flags, seed: flags.seed ?? 0 },
     sourceOf,
     {},
     'rxrnn worker',
+    {
+      horizon: flags.horizon,
+      missing: forecasting.missing !== undefined,
+      timeFeature: forecasting.timeFeature === true,
+    },
   )
   const status = new StatusLine(io.stdout)
   const quiet = flags.quiet === true
@@ -159,6 +167,7 @@ export async function runWorker(
     model,
     trainer,
     maxKeys: flags.maxKeys,
+    ...(Object.keys(forecasting).length > 0 ? { forecasting } : {}),
     metricsIntervalMs: flags.metricsInterval,
     log,
   })

@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr'
 import type { DriftOptions, ForecastFields, KeyedTrainer, MissingPolicy } from '../../src/index.js'
 import { ForecastBook, InputAugmenter, RxrnnError } from '../../src/index.js'
+import type { FrameExpectations } from '../transport/protocol.js'
 import type { ServerKeyExtras } from './learner.js'
 
 /** The snapshots' msgpack settings: typed arrays come back as typed arrays. */
@@ -124,4 +125,29 @@ export class ServerForecasting {
       drifts: this.book.drifts,
     }
   }
+}
+
+/**
+ * What a tick must look like for a model with (or without) forecasting: with --missing or
+ * --time-feature the tick's x holds the raw values, with a horizon its y one row.
+ */
+export function tickExpectations(
+  keyed: KeyedTrainer<ServerKeyExtras>,
+  f: ServerForecasting | null,
+): FrameExpectations {
+  const c = keyed.trainer.model.config
+  return {
+    inputSize: f?.rawInputSize ?? c.inputSize,
+    outputSize: f?.width ?? c.outputSize,
+    task: keyed.trainer.loss.name === 'cross_entropy' ? 'classification' : 'regression',
+    ...(f?.inputs?.missing ? { allowMissing: true } : {}),
+  }
+}
+
+/** Whether a server or worker needs a ServerForecasting: forecasting settings, or a trainer horizon. */
+export function wantsServerForecasting(
+  keyed: KeyedTrainer<ServerKeyExtras>,
+  options: ServeForecastingOptions | undefined,
+): boolean {
+  return (options !== undefined && Object.keys(options).length > 0) || keyed.trainer.options.horizon > 1
 }

@@ -15,7 +15,7 @@ import { createModel, KeyedTrainer, Model, OnlineTrainer } from '../../src/index
 import { Monitor } from '../operators/monitor.js'
 import type { FrameExpectations, ModelSummary, NumericVector } from '../transport/protocol.js'
 import type { ServeForecastingOptions } from './forecasting.js'
-import { ServerForecasting } from './forecasting.js'
+import { ServerForecasting, tickExpectations } from './forecasting.js'
 
 export interface LearnerOptions {
   model: Model | ModelConfig
@@ -52,6 +52,9 @@ export interface ServerKeyExtras extends ForecastingExtras {
   previousTarget: Float64Array | null
 }
 
+/** A new key's extras: nothing kept yet. */
+export const newServerKeyExtras = (): ServerKeyExtras => ({ previousTarget: null })
+
 /**
  * @example
  * const learner = new Learner({ model: { cell: 'gru', inputSize: 2, hiddenSize: 16, outputSize: 1 },
@@ -83,7 +86,7 @@ export class Learner {
       maxKeys: options.maxKeys ?? 100_000,
       idleMs: options.idleMs ?? Number.POSITIVE_INFINITY,
       staggerUpdates: options.staggerUpdates ?? true,
-      extras: (): ServerKeyExtras => ({ previousTarget: null }),
+      extras: newServerKeyExtras,
     }
     if (options.resumeFrom) {
       // Server settings come from the caller, the model and trainer from the checkpoint.
@@ -125,13 +128,7 @@ export class Learner {
 
   /** What a tick must look like for this model (for `decodeClientFrame`). */
   expectations(): FrameExpectations {
-    const f = this.forecasting
-    return {
-      inputSize: f?.rawInputSize ?? this.model.config.inputSize,
-      outputSize: f?.width ?? this.model.config.outputSize,
-      task: this.classification ? 'classification' : 'regression',
-      ...(f?.inputs?.missing ? { allowMissing: true } : {}),
-    }
+    return tickExpectations(this.keyed, this.forecasting)
   }
 
   has(key: string): boolean {

@@ -43,3 +43,21 @@ export function loadNatsClients(): Promise<NatsClients> {
   })()
   return loaded
 }
+
+/**
+ * Connects to NATS as `name`; a refusal becomes RxrnnError('bad_config') that says what to do.
+ */
+export async function connectNats(
+  clients: NatsClients,
+  servers: string | string[],
+  name: string,
+): Promise<import('@nats-io/transport-node').NatsConnection> {
+  try {
+    return await clients.transport.connect({ servers, name })
+  } catch (error) {
+    throw new RxrnnError(
+      'bad_config',
+      `Cannot connect to NATS at ${String(servers)} (${(error as Error).message}): start nats-server -js, or check --nats`,
+    )
+  }
+}

@@ -16,7 +16,7 @@ import { checkEndpointOptions, type EndpointOptions } from '../endpoint-options.
 import { Hub } from '../hub.js'
 import type { ServerMetrics } from '../prometheus.js'
 import type { ConnectionCounters, EndpointModel, LearningFigures } from '../tick-handler.js'
-import { loadNatsClients } from './clients.js'
+import { connectNats, loadNatsClients } from './clients.js'
 import { NatsRelay } from './relay.js'
 import { DEFAULT_SUBJECT_PREFIX, NatsNames } from './subjects.js'
 import type { WorkerMetricsFrame } from './worker.js'
@@ -89,7 +89,7 @@ export async function serveGateway(options: GatewayOptions): Promise<RxrnnGatewa
   const clients = await loadNatsClients()
   const partitions = options.partitions ?? 16
   const names = new NatsNames(options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX)
-  const nc = await clients.transport.connect({ servers: options.servers, name: 'rxrnn gateway' })
+  const nc = await connectNats(clients, options.servers, 'rxrnn gateway')
   const js = clients.jetstream.jetstream(nc)
 
   const hub = new Hub()
@@ -198,6 +198,14 @@ function gatewayModel(relay: NatsRelay, progress: WorkerProgress, expect: FrameE
       waiting: relay.waitingCount,
       forgotten: relay.forgotten,
       publishFailures: relay.publishFailures,
+      // With forecasting workers: realised coverage (row 0, every key), anomalies and drift alarms.
+      ...(t.forecast
+        ? {
+            intervalCoverage: t.forecast.outcomes > 0 ? t.forecast.covered / t.forecast.outcomes : null,
+            anomalies: t.forecast.anomalies,
+            drifts: t.forecast.drifts,
+          }
+        : {}),
     }
   }
   return {

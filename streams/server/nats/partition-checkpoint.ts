@@ -29,6 +29,8 @@ export interface PartitionCheckpoint {
   weights: 'partition' | 'shared'
   /** `KeyedTrainer.snapshot()`. */
   keyed: Uint8Array
+  /** `ServerForecasting.snapshot()`, when the worker forecasts. */
+  forecast?: Uint8Array
   shared?: SharedWeightsState
 }
 
@@ -84,6 +86,14 @@ export function decodePartitionCheckpoint(
   }
   const weights = body.weights === 'shared' ? 'shared' : 'partition'
   const checkpoint: PartitionCheckpoint = { partition, partitions, seq: seq as number, weights, keyed }
+  if (body.forecast !== undefined) {
+    if (!(body.forecast instanceof Uint8Array))
+      throw new RxrnnError(
+        'bad_snapshot',
+        `Checkpoint ${path} is malformed; move it away to start this partition fresh`,
+      )
+    checkpoint.forecast = body.forecast
+  }
   const shared = body.shared as SharedWeightsState | undefined
   if (shared !== undefined) {
     checkpoint.shared = {

@@ -8,8 +8,16 @@ import type { KeyedTrainer } from '../../../src/index.js'
 import { RxrnnError } from '../../../src/index.js'
 import { decodeFrame, encodeFrame, type FrameEncoding } from '../../transport/codec.js'
 import { partitionOf } from '../../transport/partition.js'
-import type { ErrorFrame, FrameExpectations, PredictionFrame } from '../../transport/protocol.js'
+import type { DriftFrame, ErrorFrame, FrameExpectations, PredictionFrame } from '../../transport/protocol.js'
 import { errorFrame, validateClientFrame } from '../../transport/protocol.js'
+import {
+  type ServeForecastingOptions,
+  ServerForecasting,
+  tickExpectations,
+  wantsServerForecasting,
+} from '../forecasting.js'
+import { predictionFrame } from '../frames.js'
+import type { ServerKeyExtras } from '../learner.js'
 
 /** A worker's answer to one tick: the WebSocket prediction frame, with where the tick was in the log. */
 export interface PartitionPredictionFrame extends PredictionFrame {
@@ -17,6 +25,8 @@ export interface PartitionPredictionFrame extends PredictionFrame {
   partition: number
   /** The tick's stream sequence in that partition (ticks batched into one message share it). */
   seq: number
+  /** A drift alarm this tick raised (forecasting with drift detection): the gateway sends it to `updates`. */
+  drift?: DriftFrame
 }
 
 /** A tick (or message) a worker refused, published on the predictions subject so its sender learns why. */
@@ -67,23 +77,43 @@ export class PartitionProcessor {
   }
   private readonly expect: FrameExpectations
   private readonly classification: boolean
+  /** Intervals, anomaly scores, drift, time and missing values per key (with forecasting settings or a horizon), else null. */
+  readonly forecasting: ServerForecasting | null
   /** Called after every update this partition runs (shared weights count them). */
   onUpdate: (() => void) | undefined
 
   constructor(
     readonly partition: number,
     readonly partitions: number,
-    readonly keyed: KeyedTrainer,
+    readonly keyed: KeyedTrainer<ServerKeyExtras>,
     /** The last stream sequence applied (0: none). */
     public seq: number,
+    /** As `serve`'s: the ticks' `t` must be in the log (a worker reads no clock), see `applyFrame`. */
+    forecasting?: ServeForecastingOptions,
   ) {
-    const model = keyed.trainer.model
     this.classification = keyed.trainer.loss.name === 'cross_entropy'
-    this.expect = {
-      inputSize: model.config.inputSize,
-      outputSize: model.config.outputSize,
-      task: this.classification ? 'classification' : 'regression',
-    }
+    this.forecasting = wantsServerForecasting(keyed, forecasting)
+      ? new ServerForecasting(keyed, forecasting ?? {})
+      : null
+    this.expect = tickExpectations(keyed, this.forecasting)
+  }
+
+  /**
+   * Resumes the forecasting state of this partition's checkpoint (`forecast`, from
+   * `forecasting.snapshot()`), after the keyed trainer was restored from the same checkpoint. A
+   * checkpoint written with other forecasting settings (or none) cannot resume exactly: throws
+   * RxrnnError('bad_config' or 'bad_snapshot') saying what to do.
+   */
+  resumeForecasting(saved: Uint8Array | undefined, dir: string): void {
+    const f = this.forecasting
+    if (f && saved) f.restore(saved)
+    else if (f || saved)
+      throw new RxrnnError(
+        'bad_config',
+        `partition ${this.partition}'s checkpoint in ${dir} was written ${saved ? 'with' : 'without'} forecasting ` +
+          `(--horizon, --coverage, --drift, --time-feature, --missing), and this worker runs ${f ? 'with' : 'without'}: ` +
+          'start it with the settings the checkpoints were written with, or give a fresh --checkpoint-dir',
+      )
   }
 
   /**
@@ -128,12 +158,25 @@ export class PartitionProcessor {
       this.reject(sink, encoding, errorFrame('bad_key', message, frame.id), seq, frame.key)
       return false
     }
+    const f = this.forecasting
     let y: number[]
+    let forecast: ReturnType<ServerForecasting['annotate']> | undefined
     try {
-      const observed = this.keyed.observe(frame.key, frame.x, frame.y ?? null, seq)
+      if (f?.inputs?.timeFeature && frame.t === undefined) {
+        throw new RxrnnError(
+          'bad_input',
+          "t is missing: with --time-feature a worker takes each tick's time from the log, never from its clock " +
+            '(the gateway stamps ticks that have none); publish ticks with t, in ms since the epoch',
+        )
+      }
+      const input = f ? f.prepare(frame.key, frame.x, frame.t) : frame.x
+      const observed = this.keyed.observe(frame.key, input, frame.y ?? null, seq)
       const output = observed.prediction
-      y = new Array<number>(output.length)
-      for (let i = 0; i < output.length; i++) y[i] = output[i]!
+      forecast = f ? f.annotate(frame.key, output, frame.y) : undefined
+      // With a horizon, y is the first of the head's rows.
+      const width = f?.width ?? output.length
+      y = new Array<number>(width)
+      for (let i = 0; i < width; i++) y[i] = output[i]!
       if (observed.updates.length > 0) {
         this.counters.updates += observed.updates.length
         for (let i = 0; i < observed.updates.length; i++) this.onUpdate?.()
@@ -146,13 +189,11 @@ export class PartitionProcessor {
     this.counters.ticks++
     if (frame.y !== undefined) this.score(y, frame.y)
     const prediction: PartitionPredictionFrame = {
-      type: 'prediction',
-      key: frame.key,
-      y,
+      ...predictionFrame(frame.key, frame.id, { y, forecast }),
       partition: this.partition,
       seq,
     }
-    if (frame.id !== undefined) prediction.id = frame.id
+    if (forecast?.drift) prediction.drift = forecast.drift
     sink(encodeFrame(prediction, encoding))
     return true
   }

@@ -16,6 +16,7 @@ import { decodeFrame, encodeFrame } from '../../transport/codec.js'
 import { partitionOf } from '../../transport/partition.js'
 import type {
   Channel,
+  DriftFrame,
   ErrorFrame,
   ModelSummary,
   NumericVector,
@@ -62,11 +63,22 @@ interface WorkerAnswer {
   y?: unknown
   code?: unknown
   message?: unknown
+  ahead?: unknown
+  lower?: unknown
+  upper?: unknown
+  aheadLower?: unknown
+  aheadUpper?: unknown
+  anomaly?: unknown
+  isAnomaly?: unknown
+  drift?: unknown
 }
 
 const TAG_SPAN = 2 ** 32
-/** The channels a gateway feeds: the workers publish no updates or hidden states. */
-const FED: ReadonlySet<Channel> = new Set<Channel>(['predictions', 'metrics'])
+/**
+ * The channels a gateway feeds: the workers publish no update reports or hidden states; `updates`
+ * carries their drift alarms (with --drift).
+ */
+const FED: ReadonlySet<Channel> = new Set<Channel>(['predictions', 'updates', 'metrics'])
 
 /**
  * @example
@@ -140,7 +152,8 @@ export class NatsRelay implements TickHandler {
       this.release(oldest, this.waiting.get(oldest)!)
       this.forgotten++
     }
-    const frame: Record<string, unknown> = { type: 'tick', key, x: tick.x, id }
+    // The time goes into the log, so a worker's time input (--time-feature) replays exactly.
+    const frame: Record<string, unknown> = { type: 'tick', key, x: tick.x, id, t: tick.t ?? Date.now() }
     if (tick.y !== undefined) frame.y = tick.y
     this.enqueue(partitionOf(key, this.o.partitions), frame, id)
   }
@@ -172,7 +185,10 @@ export class NatsRelay implements TickHandler {
       const y = frame.y
       const reply: PredictionFrame = { type: 'prediction', key, y }
       if (w.id !== undefined) reply.id = w.id
+      copyForecast(frame, reply)
       w.conn.send(reply)
+      const drift = frame.drift
+      if (isDrift(drift, key)) this.hub.broadcast('updates', key, () => drift, undefined, true)
       if (this.hub.following.predictions > 0) {
         this.hub.broadcast('predictions', key, () => broadcastFrame(reply, w.target), w.conn)
       }
@@ -288,6 +304,29 @@ function isNumbers(value: unknown): value is number[] {
   if (!Array.isArray(value)) return false
   for (const v of value) if (typeof v !== 'number') return false
   return true
+}
+
+/** Copies a worker's forecasting fields (horizon rows, intervals, anomaly score) that have the right types. */
+function copyForecast(from: WorkerAnswer, to: PredictionFrame): void {
+  if (isRows(from.ahead)) to.ahead = from.ahead
+  if (isNumbers(from.lower)) to.lower = from.lower
+  if (isNumbers(from.upper)) to.upper = from.upper
+  if (isRows(from.aheadLower)) to.aheadLower = from.aheadLower
+  if (isRows(from.aheadUpper)) to.aheadUpper = from.aheadUpper
+  if (typeof from.anomaly === 'number') to.anomaly = from.anomaly
+  if (typeof from.isAnomaly === 'boolean') to.isAnomaly = from.isAnomaly
+}
+
+function isRows(value: unknown): value is number[][] {
+  return Array.isArray(value) && value.every(isNumbers)
+}
+
+/** A worker's drift alarm for `key`, as subscribers of `updates` get it. */
+function isDrift(value: unknown, key: string): value is DriftFrame {
+  const d = value as Partial<DriftFrame> | null | undefined
+  return (
+    typeof d === 'object' && d !== null && d.type === 'drift' && d.key === key && typeof d.step === 'number'
+  )
 }
 
 /** What subscribers of `predictions` get: the answer, with the tick's target when it had one. */

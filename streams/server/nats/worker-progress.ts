@@ -22,6 +22,8 @@ export interface WorkerTotals {
   keys: number
   /** Mean squared error over the partitions' scored ticks, NaN when none is scored. */
   mse: number
+  /** Forecasting, summed over the partitions that report it (null when none does). */
+  forecast: { outcomes: number; covered: number; anomalies: number; drifts: number } | null
 }
 
 /**
@@ -62,6 +64,7 @@ export class WorkerProgress {
       rejected: 0,
       keys: 0,
       mse: Number.NaN,
+      forecast: null,
     }
     let scoredError = 0
     let scored = 0
@@ -72,6 +75,13 @@ export class WorkerProgress {
       for (const p of w.partitions) {
         t.keys += p.keys
         t.partitionsOwned++
+        if (p.forecast) {
+          const f = (t.forecast ??= { outcomes: 0, covered: 0, anomalies: 0, drifts: 0 })
+          f.outcomes += p.forecast.outcomes
+          f.covered += p.forecast.covered
+          f.anomalies += p.forecast.anomalies
+          f.drifts += p.forecast.drifts
+        }
         if (p.mse !== null) {
           scoredError += p.mse * p.ticks
           scored += p.ticks
@@ -151,6 +161,11 @@ function isWorkerMetrics(value: unknown): value is WorkerMetricsFrame {
       if (!finite(m[field])) return false
     }
     if (m.mse !== null && !finite(m.mse)) return false
+    if (m.forecast !== undefined) {
+      const f = m.forecast as Record<string, unknown> | null
+      if (typeof f !== 'object' || f === null) return false
+      for (const field of ['outcomes', 'covered', 'anomalies', 'drifts']) if (!finite(f[field])) return false
+    }
   }
   return true
 }

@@ -11,7 +11,9 @@ import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstre
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { ModelConfig, TrainerOptions } from '../../../src/index.js'
 import { createModel, KeyedTrainer, OnlineTrainer, RxrnnError } from '../../../src/index.js'
-import { loadNatsClients } from './clients.js'
+import type { ServeForecastingOptions, ServerForecasting } from '../forecasting.js'
+import { newServerKeyExtras, type ServerKeyExtras } from '../learner.js'
+import { connectNats, loadNatsClients } from './clients.js'
 import { PartitionLeases } from './ownership.js'
 import { readPartitionCheckpoint, writePartitionCheckpoint } from './partition-checkpoint.js'
 import { PartitionProcessor } from './partition-processor.js'
@@ -52,6 +54,13 @@ export interface WorkerOptions {
   trainer: TrainerOptions
   /** Keys kept per partition (least recently seen evicted first, by tick order). Default 100 000. */
   maxKeys?: number
+  /**
+   * Intervals, anomaly scores, drift, irregular time and missing values per key, as `serve`
+   * takes them (the trainer's `horizon` sets the direct head). Their state is checkpointed with
+   * each partition, so recovery is exact for them too. With `timeFeature` each tick must carry
+   * `t` (the gateway stamps the ticks that have none): a worker reads no clock.
+   */
+  forecasting?: ServeForecastingOptions
   /** How often the worker publishes its metrics (0: never). Default 1 s. */
   metricsIntervalMs?: number
   /** Names this worker in metrics and leases. Default: host and absolute checkpoint dir. */
@@ -76,6 +85,8 @@ export interface PartitionMetrics {
   mse: number | null
   /** Share of right classes (classification), else null. */
   accuracy: number | null
+  /** With forecasting: interval outcomes scored and covered (row 0), anomalies marked, drift alarms. */
+  forecast?: { outcomes: number; covered: number; anomalies: number; drifts: number }
 }
 
 /** What a worker publishes on `<prefix>.metrics.<worker>`. */
@@ -156,15 +167,7 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
   await mkdir(dir, { recursive: true })
   const seed = options.model.seed ?? 0
 
-  let nc: NatsConnection
-  try {
-    nc = await clients.transport.connect({ servers: options.servers, name: `rxrnn worker ${id}` })
-  } catch (error) {
-    throw new RxrnnError(
-      'bad_config',
-      `Cannot connect to NATS at ${String(options.servers)} (${(error as Error).message}): start nats-server -js, or check --nats`,
-    )
-  }
+  const nc = await connectNats(clients, options.servers, `rxrnn worker ${id}`)
   let reportFailure: (error: Error) => void = () => {}
   const failed = new Promise<Error>((resolve) => {
     reportFailure = resolve
@@ -206,7 +209,7 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
         options.streamMaxAgeMs,
       )
       const saved = await readPartitionCheckpoint(dir, partition, partitions)
-      let keyed: KeyedTrainer
+      let keyed: KeyedTrainer<ServerKeyExtras>
       if (saved) {
         if (saved.weights !== mode) {
           throw new RxrnnError(
@@ -214,7 +217,7 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
             `partition ${partition}'s checkpoint in ${dir} was written with --weights ${saved.weights}; start the worker with --weights ${saved.weights}, or give a fresh --checkpoint-dir`,
           )
         }
-        keyed = KeyedTrainer.fromSnapshot(saved.keyed)
+        keyed = KeyedTrainer.fromSnapshot<ServerKeyExtras>(saved.keyed, { extras: newServerKeyExtras })
       } else {
         const model = createModel({
           ...options.model,
@@ -223,9 +226,17 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
         keyed = new KeyedTrainer(new OnlineTrainer(model, options.trainer), {
           ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
           staggerUpdates: true,
+          extras: newServerKeyExtras,
         })
       }
-      const processor = new PartitionProcessor(partition, partitions, keyed, saved?.seq ?? 0)
+      const processor = new PartitionProcessor(
+        partition,
+        partitions,
+        keyed,
+        saved?.seq ?? 0,
+        options.forecasting,
+      )
+      if (saved) processor.resumeForecasting(saved.forecast, dir)
       const runner = new PartitionRunner(processor, nc, names, dir, mode, log)
       if (shared) runner.sharedState = await shared.attach(processor, saved?.shared)
       runner.shared = shared
@@ -310,6 +321,11 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
     return closed
   }
   return { id, partitions: owned, metrics, checkpoint, close, failed }
+}
+
+function forecastFigures(f: ServerForecasting): NonNullable<PartitionMetrics['forecast']> {
+  const { outcomes, covered, anomalies, drifts } = f.book
+  return { outcomes, covered, anomalies, drifts }
 }
 
 /** A metrics subject token: no dots, spaces or wildcards. */
@@ -412,6 +428,7 @@ class PartitionRunner {
         seq,
         weights: this.mode,
         keyed: p.keyed.snapshot(),
+        ...(p.forecasting ? { forecast: p.forecasting.snapshot() } : {}),
         ...(this.sharedState ? { shared: this.shared!.stateOf(this.sharedState) } : {}),
       }
       await writePartitionCheckpoint(this.dir, bytes)
@@ -441,6 +458,7 @@ class PartitionRunner {
       keys: p.keyed.size,
       mse: classification || c.scored === 0 ? null : c.squaredError / c.scored,
       accuracy: classification && c.scored > 0 ? c.correct / c.scored : null,
+      ...(p.forecasting ? { forecast: forecastFigures(p.forecasting) } : {}),
     }
   }
 }

@@ -42,6 +42,13 @@ describe('rxrnn worker (flags)', () => {
       '--optimizer',
       '--lr',
       '--clip-norm',
+      '--horizon',
+      '--coverage',
+      '--anomaly-threshold',
+      '--drift',
+      '--on-drift',
+      '--time-feature',
+      '--missing',
     ]) {
       expect(out).toContain(flag)
     }
@@ -57,6 +64,9 @@ describe('rxrnn worker (flags)', () => {
     const model = await cli([...base, '--input-size', '2'])
     expect(model.code).toBe(2)
     expect(model.err).toMatch(/outputSize is missing: pass --output-size/)
+    const coverage = await cli([...base, ...MODEL, '--coverage', '1.5'])
+    expect(coverage.code).toBe(2)
+    expect(coverage.err).toMatch(/--coverage.*between 0 and 1/)
     const age = await cli([...base, '--stream-max-age', '10s', '--checkpoint-every', '30s', ...MODEL])
     expect(age.code).toBe(2)
     expect(age.err).toMatch(/must be at least two checkpoint intervals \(60000 ms\)/)

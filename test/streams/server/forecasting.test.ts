@@ -397,7 +397,7 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     )
   })
 
-  it('serve --nats refuses forecasting flags (the workers do not forecast yet) instead of ignoring them', async () => {
+  it('serve --nats takes the forecasting flags (the workers forecast) and goes on to connect; a bad one is refused first', async () => {
     let stderr = ''
     const code = await runCli(
       [
@@ -418,9 +418,30 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
         signal: new AbortController().signal,
       },
     )
-    expect(code).not.toBe(0)
-    expect(stderr).toMatch(
-      /--nats: the forecasting settings \(--coverage, --time-feature\) are not supported/,
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/Cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/)
+    stderr = ''
+    const bad = await runCli(
+      [
+        'serve',
+        '--nats',
+        'nats://127.0.0.1:1',
+        '--input-size',
+        '1',
+        '--output-size',
+        '1',
+        '--drift',
+        'adwin',
+        '--on-drift',
+        'explode',
+      ],
+      {
+        stdout: { write: () => true, isTTY: false, columns: 200 },
+        stderr: { write: (s: string) => (stderr += s) },
+        signal: new AbortController().signal,
+      },
     )
+    expect(bad).toBe(2)
+    expect(stderr).toMatch(/--on-drift/)
   })
 })

@@ -292,12 +292,18 @@ describe.skipIf(natsServerPath === null)('the gateway takes serve’s security',
     expect(metrics).toMatch(/^rxrnn_refused_requests_total\{reason="connections"\} 1$/m)
   })
 
-  it('subscribers of predictions get other producers’ answers with their targets; updates, which the workers do not send, are left out', async () => {
+  it('subscribers of predictions get other producers’ answers with their targets; hidden, which the workers do not send, is left out', async () => {
     const gateway = await start()
     const watcher = await open(gateway.url)
-    watcher.send({ type: 'subscribe', channels: ['predictions', 'updates'], keys: ['alive'], id: 1 })
+    watcher.send({
+      type: 'subscribe',
+      channels: ['predictions', 'hidden', 'updates'],
+      keys: ['alive'],
+      id: 1,
+    })
     const i = await watcher.waitFor((f) => f.type === 'subscribed' && f.id === 1)
-    expect(watcher.frames[i]!.channels).toEqual(['predictions'])
+    // updates: the workers' drift alarms (with --drift).
+    expect(watcher.frames[i]!.channels).toEqual(['predictions', 'updates'])
     const producer = await open(gateway.url)
     await answered(producer)
     const j = await watcher.waitFor((f) => f.type === 'prediction' && f.key === 'alive')

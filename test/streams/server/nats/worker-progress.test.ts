@@ -56,7 +56,16 @@ describe('WorkerProgress', () => {
       rejected: 3,
       keys: 9,
       mse: (20 * 0.2 + 60 * 0.4) / 80,
+      forecast: null,
     })
+    // Forecasting figures add up over the partitions that report them.
+    const forecast = (covered: number) => ({ outcomes: 100, covered, anomalies: 2, drifts: 1 })
+    progress.receive(bytes(frame('b', [{ ...partition(2, 60, 0.4), forecast: forecast(90) }])))
+    progress.receive(bytes(frame('c', [{ ...partition(3, 5, 0.4), forecast: forecast(80) }])))
+    expect(progress.totals().forecast).toEqual({ outcomes: 200, covered: 170, anomalies: 4, drifts: 2 })
+    // A malformed one is not a metrics frame at all.
+    progress.receive(bytes(frame('d', [{ ...partition(4, 5, 0.4), forecast: { outcomes: 'x' } as never }])))
+    expect(progress.totals().workers).toBe(3)
   })
 
   it('ignores what is not a worker metrics frame: not JSON, another type, missing or non-finite figures', () => {
