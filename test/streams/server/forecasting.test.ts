@@ -398,50 +398,23 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
   })
 
   it('serve --nats takes the forecasting flags (the workers forecast) and goes on to connect; a bad one is refused first', async () => {
-    let stderr = ''
-    const code = await runCli(
-      [
-        'serve',
-        '--nats',
-        'nats://127.0.0.1:1',
-        '--input-size',
-        '1',
-        '--output-size',
-        '1',
-        '--coverage',
-        '0.9',
-        '--time-feature',
-      ],
-      {
-        stdout: { write: () => true, isTTY: false, columns: 200 },
-        stderr: { write: (s: string) => (stderr += s) },
-        signal: new AbortController().signal,
-      },
-    )
-    expect(code).toBe(2)
-    expect(stderr).toMatch(/Cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/)
-    stderr = ''
-    const bad = await runCli(
-      [
-        'serve',
-        '--nats',
-        'nats://127.0.0.1:1',
-        '--input-size',
-        '1',
-        '--output-size',
-        '1',
-        '--drift',
-        'adwin',
-        '--on-drift',
-        'explode',
-      ],
-      {
-        stdout: { write: () => true, isTTY: false, columns: 200 },
-        stderr: { write: (s: string) => (stderr += s) },
-        signal: new AbortController().signal,
-      },
-    )
-    expect(bad).toBe(2)
-    expect(stderr).toMatch(/--on-drift/)
+    const gateway = async (...flags: string[]) => {
+      let stderr = ''
+      const code = await runCli(
+        ['serve', '--nats', 'nats://127.0.0.1:1', '--input-size', '1', '--output-size', '1', ...flags],
+        {
+          stdout: { write: () => true, isTTY: false, columns: 200 },
+          stderr: { write: (s: string) => (stderr += s) },
+          signal: new AbortController().signal,
+        },
+      )
+      return { code, stderr }
+    }
+    const taken = await gateway('--coverage', '0.9', '--time-feature', '--missing', 'last')
+    expect(taken.code).toBe(2)
+    expect(taken.stderr).toMatch(/Cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/)
+    const bad = await gateway('--drift', 'adwin', '--on-drift', 'explode')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--on-drift/)
   })
 })
