@@ -52,6 +52,19 @@ export interface ServerKeyExtras extends ForecastingExtras {
   previousTarget: Float64Array | null
 }
 
+/**
+ * Ends a key's sequence: its state and window, the forecasts still waiting for their targets, and
+ * the persistence baseline (its next target follows no previous one).
+ */
+export function resetServerKey(keyed: KeyedTrainer<ServerKeyExtras>, key: string): void {
+  keyed.reset(key)
+  const extras = keyed.entry(key)?.extras
+  if (extras) {
+    extras.tracker?.forgetForecasts()
+    extras.previousTarget = null
+  }
+}
+
 /** A new key's extras: nothing kept yet. */
 export const newServerKeyExtras = (): ServerKeyExtras => ({ previousTarget: null })
 
@@ -186,12 +199,7 @@ export class Learner {
   }
 
   reset(key: string): void {
-    this.keyed.reset(key)
-    const extras = this.keyed.entry(key)?.extras
-    if (extras) {
-      extras.tracker?.forgetForecasts()
-      extras.previousTarget = null
-    }
+    resetServerKey(this.keyed, key)
     this.scheduleFlush()
   }
 

@@ -17,7 +17,7 @@ import {
   wantsServerForecasting,
 } from '../forecasting.js'
 import { predictionFrame } from '../frames.js'
-import type { ServerKeyExtras } from '../learner.js'
+import { resetServerKey, type ServerKeyExtras } from '../learner.js'
 
 /** A worker's answer to one tick: the WebSocket prediction frame, with where the tick was in the log. */
 export interface PartitionPredictionFrame extends PredictionFrame {
@@ -142,7 +142,7 @@ export class PartitionProcessor {
     }
     const frame = checked.frame
     if (frame.type === 'reset') {
-      this.keyed.reset(frame.key)
+      resetServerKey(this.keyed, frame.key)
       return false
     }
     if (frame.type !== 'tick') {
