@@ -133,9 +133,9 @@ export function forecast<T>(
         monitor?.event()
         const result: ForecastResult<T> = { key: key, event, prediction }
         if (update) result.update = update
-        if (fields) assignForecastFields(result as unknown as Record<string, unknown>, fields)
+        if (fields) assignForecastFields(result, fields)
         if (outcome) {
-          assignForecastFields(result as unknown as Record<string, unknown>, {
+          assignForecastFields(result, {
             ...(outcome.anomaly === undefined
               ? {}
               : { anomaly: outcome.anomaly, isAnomaly: outcome.isAnomaly! }),

@@ -162,8 +162,12 @@ export class OperatorForecasting {
   }
 }
 
-/** Copies the present forecasting fields onto a result. */
-export function assignForecastFields(result: Record<string, unknown>, f: ForecastFields): void {
+/**
+ * Copies the present forecasting fields onto a result or a prediction frame (`drift` too, unless
+ * `withDrift` is false: the server sends drift alarms on the `updates` channel instead).
+ */
+export function assignForecastFields(target: object, f: ForecastFields, withDrift = true): void {
+  const result = target as Record<string, unknown>
   if (f.ahead) result.ahead = f.ahead
   if (f.lower) result.lower = f.lower
   if (f.upper) result.upper = f.upper
@@ -171,5 +175,5 @@ export function assignForecastFields(result: Record<string, unknown>, f: Forecas
   if (f.aheadUpper) result.aheadUpper = f.aheadUpper
   if (f.anomaly !== undefined) result.anomaly = f.anomaly
   if (f.isAnomaly !== undefined) result.isAnomaly = f.isAnomaly
-  if (f.drift) result.drift = f.drift
+  if (withDrift && f.drift) result.drift = f.drift
 }

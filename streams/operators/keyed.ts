@@ -129,7 +129,7 @@ export function learnByKey<T = KeyedEvent>(
         let fields: ForecastFields | null = null
         if (forecasting) {
           fields = forecasting.step(event.key, keyed.entry(event.key)!.sequence, prediction, event.target)
-          assignForecastFields(result as unknown as Record<string, unknown>, fields)
+          assignForecastFields(result, fields)
         }
         if (monitor) {
           monitor.event()

@@ -78,7 +78,7 @@ export function learn(
         let fields: ForecastFields | null = null
         if (forecasting) {
           fields = forecasting.step('', trainer.sequence, prediction, event.target)
-          assignForecastFields(result as unknown as Record<string, unknown>, fields)
+          assignForecastFields(result, fields)
         }
         if (monitor) {
           monitor.event()

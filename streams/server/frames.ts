@@ -4,6 +4,7 @@
  * encoding whatever the number of subscribers.
  */
 import type { UpdateReport } from '../../src/index.js'
+import { assignForecastFields } from '../operators/forecasting.js'
 import type { MetricsSnapshot } from '../operators/monitor.js'
 import type { FrameEncoding } from '../transport/codec.js'
 import { encodeFrame } from '../transport/codec.js'
@@ -38,16 +39,7 @@ export function predictionFrame(
   const frame: PredictionFrame = { type: 'prediction', key, y: result.y }
   if (id !== undefined) frame.id = id
   if (target !== undefined) frame.target = target
-  const f = result.forecast
-  if (f) {
-    if (f.ahead) frame.ahead = f.ahead
-    if (f.lower) frame.lower = f.lower
-    if (f.upper) frame.upper = f.upper
-    if (f.aheadLower) frame.aheadLower = f.aheadLower
-    if (f.aheadUpper) frame.aheadUpper = f.aheadUpper
-    if (f.anomaly !== undefined) frame.anomaly = f.anomaly
-    if (f.isAnomaly !== undefined) frame.isAnomaly = f.isAnomaly
-  }
+  if (result.forecast) assignForecastFields(frame, result.forecast, false)
   return frame
 }
 
