@@ -87,11 +87,11 @@ function message(error: unknown): string {
 }
 
 const selected: SectionNumber[] = (() => {
-  if (!args.only) return [1, 2, 3, 4, 5, 6, 7]
+  if (!args.only) return [1, 2, 3, 4, 5, 6, 7, 8, 9]
   const picked = args.only.split(',').map((s) => Number(s.trim()))
   const bad = picked.filter((n) => !(n in SECTIONS))
   if (bad.length > 0) {
-    console.error(`--only ${args.only}: no section ${bad.join(', ')}; sections are 1 to 7, e.g. --only 1,3`)
+    console.error(`--only ${args.only}: no section ${bad.join(', ')}; sections are 1 to 9, e.g. --only 1,3`)
     process.exit(2)
   }
   return [...new Set(picked)].sort() as SectionNumber[]

@@ -124,7 +124,7 @@ export async function runNats(
   ctx: Context,
 ): Promise<{ rows: NatsRow[]; prequential: Record<string, number>; summary: SummaryRow[] }> {
   header(
-    7,
+    9,
     'Scaling out on NATS JetStream: LSTM 8→64→1 float32, TBPTT(16, 16), Adam, 1,000 keys, 4 partitions',
   )
   if (natsServerPath === null) {
