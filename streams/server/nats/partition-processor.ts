@@ -106,8 +106,19 @@ export class PartitionProcessor {
    */
   resumeForecasting(saved: Uint8Array | undefined, dir: string): void {
     const f = this.forecasting
-    if (f && saved) f.restore(saved)
-    else if (f || saved)
+    if (f && saved) {
+      try {
+        f.restore(saved)
+      } catch (error) {
+        if (!(error instanceof RxrnnError)) throw error
+        throw new RxrnnError(
+          'bad_config',
+          `partition ${this.partition}'s checkpoint in ${dir} holds forecasting state this worker's settings cannot take ` +
+            `(${error.message}): start it with the --horizon, --coverage, --drift, --time-feature and --missing ` +
+            'the checkpoints were written with, or give a fresh --checkpoint-dir',
+        )
+      }
+    } else if (f || saved)
       throw new RxrnnError(
         'bad_config',
         `partition ${this.partition}'s checkpoint in ${dir} was written ${saved ? 'with' : 'without'} forecasting ` +

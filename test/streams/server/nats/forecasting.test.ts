@@ -132,6 +132,17 @@ describe('a partition that forecasts', () => {
     expect(run(resumed, feed.slice(250), 251)).toEqual(uninterrupted.slice(250))
     // A checkpoint without forecasting cannot resume a worker that forecasts, and the other way round.
     expect(() => processor().resumeForecasting(undefined, 'dir')).toThrow(/written without forecasting/)
+    // Nor one written with other settings (here without intervals): the worker says what to do.
+    const other = new PartitionProcessor(
+      0,
+      1,
+      KeyedTrainer.fromSnapshot(saved.keyed, { extras: newServerKeyExtras }),
+      saved.seq,
+      { timeFeature: true },
+    )
+    expect(() => other.resumeForecasting(saved.forecast, 'dir')).toThrow(
+      /settings cannot take .*written with, or give a fresh --checkpoint-dir/,
+    )
   })
 })
 
