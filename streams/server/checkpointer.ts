@@ -65,7 +65,8 @@ export function checkResumed(trainer: OnlineTrainer, path: string, explicit: Exp
     loss: t.loss,
     clipNorm: t.clipNorm ?? 0,
     optimizer: trainer.optimizer.config.type,
-    lr: trainer.optimizer.config.lr,
+    // The base rate: a schedule or a drift raise changes the current one at every update.
+    lr: trainer.learningRate.base,
   }
   const given = { ...explicit.model, ...explicit.trainer } as Record<string, unknown>
   for (const [name, value] of Object.entries(given)) {

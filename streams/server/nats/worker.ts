@@ -11,11 +11,16 @@ import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstre
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { ModelConfig, TrainerOptions } from '../../../src/index.js'
 import { createModel, KeyedTrainer, OnlineTrainer, RxrnnError } from '../../../src/index.js'
+import { checkResumed, type ExplicitSettings } from '../checkpointer.js'
 import type { ServeForecastingOptions, ServerForecasting } from '../forecasting.js'
 import { newServerKeyExtras, type ServerKeyExtras } from '../learner.js'
 import { connectNats, loadNatsClients } from './clients.js'
 import { PartitionLeases } from './ownership.js'
-import { readPartitionCheckpoint, writePartitionCheckpoint } from './partition-checkpoint.js'
+import {
+  partitionCheckpointPath,
+  readPartitionCheckpoint,
+  writePartitionCheckpoint,
+} from './partition-checkpoint.js'
 import { PartitionProcessor } from './partition-processor.js'
 import { type SharedAttachment, SharedWeights } from './shared-weights.js'
 import { NatsNames } from './subjects.js'
@@ -218,6 +223,8 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
           )
         }
         keyed = KeyedTrainer.fromSnapshot<ServerKeyExtras>(saved.keyed, { extras: newServerKeyExtras })
+        // A restart with other model or trainer flags would silently keep the checkpoint's: refuse it.
+        checkResumed(keyed.trainer, partitionCheckpointPath(dir, partition), workerSettings(options))
       } else {
         const model = createModel({
           ...options.model,
@@ -326,6 +333,24 @@ export async function startWorker(options: WorkerOptions): Promise<RxrnnWorker> 
 function forecastFigures(f: ServerForecasting): NonNullable<PartitionMetrics['forecast']> {
   const { outcomes, covered, anomalies, drifts } = f.book
   return { outcomes, covered, anomalies, drifts }
+}
+
+/** The model and trainer settings a worker runs with, to compare with a checkpoint's. */
+function workerSettings(options: WorkerOptions): ExplicitSettings {
+  const { cell, inputSize, hiddenSize, numLayers, outputSize, dtype } = options.model
+  const t = options.trainer
+  return {
+    model: { cell, inputSize, hiddenSize, numLayers, outputSize, dtype },
+    trainer: {
+      algorithm: t.algorithm,
+      k1: t.k1,
+      k2: t.k2,
+      loss: t.loss,
+      clipNorm: t.clipNorm ?? 0,
+      optimizer: t.optimizer.type,
+      lr: t.optimizer.lr,
+    },
+  }
 }
 
 /** A metrics subject token: no dots, spaces or wildcards. */

@@ -213,4 +213,24 @@ describe.skipIf(natsServerPath === null)('forecasting through the gateway and a 
     watcher.close()
     producer.close()
   })
+
+  it('a restart with other model flags or without the forecasting settings is refused, naming what differs', async () => {
+    await worker.close()
+    const base = {
+      servers: nats.url,
+      partitions: 2,
+      checkpointDir: dir,
+      trainer: TRAINER,
+      metricsIntervalMs: 0,
+    }
+    await expect(
+      startWorker({ ...base, model: { ...MODEL, hiddenSize: 8 }, forecasting: FORECASTING }),
+    ).rejects.toThrow(/--hidden-size is 8 but the checkpoint's hiddenSize is 6/)
+    // (The horizon alone still forecasts: its state cannot take the intervals and drift saved.)
+    await expect(startWorker({ ...base, model: MODEL })).rejects.toThrow(
+      /forecasting state this worker's settings cannot take/,
+    )
+    const again = await startWorker({ ...base, model: MODEL, forecasting: FORECASTING })
+    await again.close()
+  })
 })
