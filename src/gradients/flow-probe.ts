@@ -1,5 +1,6 @@
 import type { FloatArray } from '../dtype.js'
 import type { Model } from '../model.js'
+import { type BackwardScratch, backwardStack } from '../stack.js'
 import type { Slot } from '../window.js'
 
 /**
@@ -12,9 +13,7 @@ export class GradientFlowProbe {
   constructor(
     private readonly model: Model,
     /** Scratch shared with the backward pass (the probe runs after it). */
-    private readonly carry: readonly FloatArray[],
-    private readonly dOut: readonly FloatArray[],
-    private readonly dX: FloatArray,
+    private readonly stack: BackwardScratch,
   ) {}
 
   /**
@@ -35,37 +34,19 @@ export class GradientFlowProbe {
     const H = model.config.hiddenSize
     const O = model.config.outputSize
     norms.length = n
-    for (const c of this.carry) c.fill(0)
+    const { carry, dOut } = this.stack
+    for (const c of carry) c.fill(0)
     for (let i = n - 1; i >= 0; i--) {
       const s = activations[i]!
       const src = trajectory[i]!
       const prevStates = i === 0 ? entering.states : activations[i - 1]!.states
-      const dTop = this.dOut[top]!
-      dTop.set(this.carry[top]!)
+      const dTop = dOut[top]!
+      dTop.set(carry[top]!)
       if (i === n - 1) headBackwardInput(dTop, model.head.weight, dYNewest, O, H)
       let sq = 0
       for (let k = 0; k < dTop.length; k++) sq += dTop[k]! * dTop[k]!
       norms[n - 1 - i] = Math.sqrt(sq)
-      for (let l = top; l >= 0; l--) {
-        const x = l === 0 ? src.x : s.states[l - 1]!
-        const dX = l > 0 ? this.dX : null
-        layers[l]!.backward(
-          dX,
-          this.carry[l]!,
-          this.dOut[l]!,
-          x,
-          prevStates[l]!,
-          s.caches[l]!,
-          src.masks[l] ?? null,
-          null,
-          i,
-        )
-        if (l > 0) {
-          const below = this.dOut[l - 1]!
-          below.set(this.carry[l - 1]!)
-          for (let k = 0; k < H; k++) below[k] = below[k]! + this.dX[k]!
-        }
-      }
+      backwardStack(layers, this.stack, src, s, prevStates, null, i)
     }
   }
 }

@@ -3,7 +3,7 @@ import { arrayTypeOf } from '../dtype.js'
 import { LayerWindowGrads } from '../layer.js'
 import type { Loss } from '../losses.js'
 import type { Model } from '../model.js'
-import { forwardStack } from '../stack.js'
+import { type BackwardScratch, backwardStack, forwardStack } from '../stack.js'
 import type { Slot } from '../window.js'
 import { SequenceWindow } from '../window.js'
 import type { GradientAlgorithm, WindowLoss } from './algorithm.js'
@@ -29,9 +29,8 @@ export class Tbptt implements GradientAlgorithm {
   /** ∂L/∂y of each step of the window [k2][outputSize], computed once by the loss pass. */
   private readonly dYRows: FloatArray[]
   // Backward scratch: the gradient carried to the previous step, and entering each layer's output.
-  private readonly carry: FloatArray[]
-  private readonly dOut: FloatArray[]
-  private readonly dX: FloatArray
+  /** Backward's per-step scratch (carry: ∂L/∂ the previous state; dOut: ∂L/∂ each new state). */
+  private readonly stack: BackwardScratch
   private readonly probe: GradientFlowProbe
 
   constructor(
@@ -73,10 +72,12 @@ export class Tbptt implements GradientAlgorithm {
     this.trajectory = new Array<Slot>(k2)
     this.activations = new Array<Slot>(k2)
     this.dYRows = Array.from({ length: k2 }, () => alloc(c.outputSize))
-    this.carry = model.layers.map(() => alloc(model.stateSize))
-    this.dOut = model.layers.map(() => alloc(model.stateSize))
-    this.dX = alloc(c.hiddenSize)
-    this.probe = new GradientFlowProbe(model, this.carry, this.dOut, this.dX)
+    this.stack = {
+      carry: model.layers.map(() => alloc(model.stateSize)),
+      dOut: model.layers.map(() => alloc(model.stateSize)),
+      dX: alloc(c.hiddenSize),
+    }
+    this.probe = new GradientFlowProbe(model, this.stack)
   }
 
   afterStep(): void {}
@@ -119,39 +120,19 @@ export class Tbptt implements GradientAlgorithm {
     const model = this.model
     const layers = model.layers
     const top = layers.length - 1
-    const H = model.config.hiddenSize
     const act = this.activations
     const entering = this.entering!
     const firstLossStep = n - this.k1 - this.horizon + 1
-    for (const c of this.carry) c.fill(0)
+    const { carry, dOut } = this.stack
+    for (const c of carry) c.fill(0)
     for (let i = n - 1; i >= 0; i--) {
       const s = act[i]!
       const src = this.trajectory[i]!
       const prevStates = i === 0 ? entering.states : act[i - 1]!.states
-      const dTop = this.dOut[top]!
-      dTop.set(this.carry[top]!)
+      const dTop = dOut[top]!
+      dTop.set(carry[top]!)
       if (i >= firstLossStep && src.hasTarget) model.head.backward(dTop, this.dYRows[i]!, s.states[top]!)
-      for (let l = top; l >= 0; l--) {
-        const x = l === 0 ? src.x : s.states[l - 1]!
-        const dX = l > 0 ? this.dX : null
-        const record = this.windowGrads[l]!
-        layers[l]!.backward(
-          dX,
-          this.carry[l]!,
-          this.dOut[l]!,
-          x,
-          prevStates[l]!,
-          s.caches[l]!,
-          src.masks[l] ?? null,
-          record,
-          i,
-        )
-        if (l > 0) {
-          const below = this.dOut[l - 1]!
-          below.set(this.carry[l - 1]!)
-          for (let k = 0; k < H; k++) below[k] = below[k]! + this.dX[k]!
-        }
-      }
+      backwardStack(layers, this.stack, src, s, prevStates, this.windowGrads, i)
     }
     for (let l = 0; l <= top; l++) layers[l]!.accumulateWindow(this.windowGrads[l]!, n)
   }
