@@ -9,7 +9,8 @@
  */
 import { writeFileSync } from 'node:fs'
 import type { TrainerOptions } from '../src/index.js'
-import { createModel, OnlineTrainer, Rng } from '../src/index.js'
+import { createModel, OnlineTrainer } from '../src/index.js'
+import { lagTaskErrors } from '../test/helpers/tasks.js'
 
 const LAG = 6
 const STEPS = 40_000
@@ -33,27 +34,7 @@ function curve(options: Omit<TrainerOptions, 'loss' | 'optimizer'>, seed: number
     seed,
     ...options,
   })
-  const rng = new Rng(seed + 100)
-  const xs: number[] = []
-  const blocks: number[] = []
-  let squared = 0
-  let counted = 0
-  for (let t = 0; t < STEPS; t++) {
-    const x = rng.uniform() < 0.5 ? -1 : 1
-    xs.push(x)
-    const target = t >= LAG ? xs[t - LAG]! : null
-    const { prediction } = trainer.observe([x], target === null ? null : [target])
-    if (target !== null) {
-      squared += (prediction[0]! - target) ** 2
-      counted++
-    }
-    if ((t + 1) % BLOCK === 0) {
-      blocks.push(squared / counted)
-      squared = 0
-      counted = 0
-    }
-  }
-  return blocks
+  return lagTaskErrors(trainer, { lag: LAG, steps: STEPS, block: BLOCK, seed: seed + 100 })
 }
 
 const series = [

@@ -1,4 +1,5 @@
 import { Rng } from '../../src/rng.js'
+import type { OnlineTrainer } from '../../src/trainer.js'
 
 /**
  * Synthetic learning tasks with known answers, each drawn from a seeded Rng so that a test
@@ -58,4 +59,36 @@ export function median(values: readonly number[]): number {
   if (sorted.length === 0) return Number.NaN
   const mid = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * The lag task, online: y_t = x_(t−lag) over random signs (seeded), one endless stream with no
+ * resets, each prediction made before the step's update. Returns the mean squared error of each
+ * block of `block` steps; predicting 0 scores 1.
+ */
+export function lagTaskErrors(
+  trainer: OnlineTrainer,
+  { lag, steps, block = 1000, seed }: { lag: number; steps: number; block?: number; seed: number },
+): number[] {
+  const rng = new Rng(seed)
+  const xs: number[] = []
+  const blocks: number[] = []
+  let squared = 0
+  let counted = 0
+  for (let t = 0; t < steps; t++) {
+    const x = rng.uniform() < 0.5 ? -1 : 1
+    xs.push(x)
+    const target = t >= lag ? xs[t - lag]! : null
+    const { prediction } = trainer.observe([x], target === null ? null : [target])
+    if (target !== null) {
+      squared += (prediction[0]! - target) ** 2
+      counted++
+    }
+    if ((t + 1) % block === 0) {
+      blocks.push(squared / counted)
+      squared = 0
+      counted = 0
+    }
+  }
+  return blocks
 }

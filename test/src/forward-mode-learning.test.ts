@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { TrainerOptions } from '../../src/index.js'
-import { createModel, OnlineTrainer, Rng } from '../../src/index.js'
+import { createModel, OnlineTrainer } from '../../src/index.js'
+import { lagTaskErrors } from '../helpers/tasks.js'
 
 const LAG = 6
 
@@ -19,27 +20,7 @@ function lagTask(options: TrainerOptions, steps: number): number[] {
     seed: 1,
   })
   const trainer = new OnlineTrainer(model, { diagnosticsEvery: 0, ...options })
-  const rng = new Rng(101)
-  const xs: number[] = []
-  const blocks: number[] = []
-  let squared = 0
-  let counted = 0
-  for (let t = 0; t < steps; t++) {
-    const x = rng.uniform() < 0.5 ? -1 : 1
-    xs.push(x)
-    const target = t >= LAG ? xs[t - LAG]! : null
-    const { prediction } = trainer.observe([x], target === null ? null : [target])
-    if (target !== null) {
-      squared += (prediction[0]! - target) ** 2
-      counted++
-    }
-    if ((t + 1) % 1000 === 0) {
-      blocks.push(squared / counted)
-      squared = 0
-      counted = 0
-    }
-  }
-  return blocks
+  return lagTaskErrors(trainer, { lag: LAG, steps, seed: 101 })
 }
 
 describe('learning a lag beyond the TBPTT window', () => {
