@@ -1,24 +1,31 @@
 import type { Registry } from 'prom-client'
 import { Counter, Gauge } from 'prom-client'
-import type { ServerForecasting } from './forecasting.js'
+
+/** What the forecasting series read: a server's (`ServerForecasting.metrics()`) or the NATS workers' summed. */
+export interface ForecastingFigures {
+  /** Realised coverage of the row-0 intervals over every key; null before any outcome. */
+  intervalCoverage: number | null
+  anomalies: number
+  drifts: number
+}
 
 /**
- * Registers the forecasting figures of a server on a prom-client registry, read at each scrape:
+ * Registers forecasting figures on a prom-client registry, read from `source` at each scrape:
  * `rxrnn_interval_coverage` (realised coverage of the row-0 intervals over every key, NaN before
  * any outcome), `rxrnn_anomalies_total`, `rxrnn_drifts_total`, and `rxrnn_interval_nominal_coverage`.
  * Cost: nothing per tick; three reads per scrape.
  *
  * @example
  * const registry = new Registry()
- * registerForecastingMetrics(registry, () => forecasting, 0.9)
+ * registerForecastingMetrics(registry, () => server.forecasting?.metrics(), 0.9)
  * res.end(await registry.metrics())
  */
 export function registerForecastingMetrics(
   registry: Registry,
-  source: () => ServerForecasting | null,
+  source: () => ForecastingFigures | null | undefined,
   nominal?: number,
 ): void {
-  const metrics = () => source()?.metrics()
+  const metrics = source
   new Gauge({
     name: 'rxrnn_interval_coverage',
     help: 'Realised coverage of the prediction intervals (the next value, every key); NaN before any outcome.',

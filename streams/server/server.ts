@@ -167,7 +167,11 @@ export async function serve(options: ServeOptions): Promise<RxrnnServer> {
 
   const endpoint = new Endpoint(options, hub, new LearnerTicks(learner, hub).endpointModel())
   if (forecasting)
-    registerForecastingMetrics(endpoint.prometheus.registry, () => forecasting, options.forecasting?.coverage)
+    registerForecastingMetrics(
+      endpoint.prometheus.registry,
+      () => forecasting.metrics(),
+      options.forecasting?.coverage,
+    )
   await endpoint.listen()
   if (options.idleMs !== undefined)
     endpoint.every(Math.max(100, options.idleMs / 2), () => learner.evictIdle())

@@ -13,6 +13,7 @@
 import type { FrameExpectations, MetricsFrame, ModelSummary } from '../../transport/protocol.js'
 import { Endpoint } from '../endpoint.js'
 import { checkEndpointOptions, type EndpointOptions } from '../endpoint-options.js'
+import { registerForecastingMetrics } from '../forecasting-metrics.js'
 import { Hub } from '../hub.js'
 import type { ServerMetrics } from '../prometheus.js'
 import type { ConnectionCounters, EndpointModel, LearningFigures } from '../tick-handler.js'
@@ -115,6 +116,8 @@ export async function serveGateway(options: GatewayOptions): Promise<RxrnnGatewa
     endpoint = new Endpoint(options, hub, gatewayModel(relay, progress, options.expect ?? {}))
     relay.register(endpoint.prometheus.registry)
     progress.register(endpoint.prometheus.registry)
+    // The workers' forecasting, summed (NaN and 0 when none forecasts).
+    registerForecastingMetrics(endpoint.prometheus.registry, () => progress.forecastFigures())
     await endpoint.listen()
   } catch (error) {
     await nc.drain().catch(() => {})
@@ -199,13 +202,7 @@ function gatewayModel(relay: NatsRelay, progress: WorkerProgress, expect: FrameE
       forgotten: relay.forgotten,
       publishFailures: relay.publishFailures,
       // With forecasting workers: realised coverage (row 0, every key), anomalies and drift alarms.
-      ...(t.forecast
-        ? {
-            intervalCoverage: t.forecast.outcomes > 0 ? t.forecast.covered / t.forecast.outcomes : null,
-            anomalies: t.forecast.anomalies,
-            drifts: t.forecast.drifts,
-          }
-        : {}),
+      ...progress.forecastFigures(),
     }
   }
   return {

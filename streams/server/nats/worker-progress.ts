@@ -5,6 +5,7 @@
  * labelled series (`rxrnn_partition_*`) on the server's registry.
  */
 import { Counter, Gauge, type Registry } from 'prom-client'
+import type { ForecastingFigures } from '../forecasting-metrics.js'
 import type { PartitionMetrics, WorkerMetricsFrame } from './worker.js'
 
 /** Workers remembered at most (the oldest forgotten first): a flood of made-up ids cannot grow memory. */
@@ -90,6 +91,17 @@ export class WorkerProgress {
     }
     if (scored > 0) t.mse = scoredError / scored
     return t
+  }
+
+  /** The workers' forecasting figures summed, as a server reports its own; null when none forecasts. */
+  forecastFigures(): ForecastingFigures | null {
+    const f = this.totals().forecast
+    if (!f) return null
+    return {
+      intervalCoverage: f.outcomes > 0 ? f.covered / f.outcomes : null,
+      anomalies: f.anomalies,
+      drifts: f.drifts,
+    }
   }
 
   /** Registers `rxrnn_workers` and the per-partition series (labels worker and partition). */

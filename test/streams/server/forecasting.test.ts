@@ -191,7 +191,7 @@ describe('rxrnn serve: horizons, intervals, anomalies, drift, time and missing v
     })
     cleanups.push(() => server.close())
     const registry = new Registry()
-    registerForecastingMetrics(registry, () => server.forecasting, 0.8)
+    registerForecastingMetrics(registry, () => server.forecasting?.metrics(), 0.8)
     // prom-client writes NaN as "Nan" (Prometheus parses either).
     expect(await registry.metrics()).toMatch(/^rxrnn_interval_coverage Nan$/im)
     const producer = await client(server.url)

@@ -210,6 +210,10 @@ describe.skipIf(natsServerPath === null)('forecasting through the gateway and a 
     })
     const m = await watcher.waitFor((f) => f.type === 'metrics' && typeof f.intervalCoverage === 'number')
     expect(watcher.frames[m]!.drifts).toBeGreaterThan(0)
+    // And on GET /metrics, as serve shows its own.
+    const text = await (await fetch(`http${gateway.url.slice(2)}/metrics`)).text()
+    expect(Number(/^rxrnn_drifts_total (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0)
+    expect(Number(/^rxrnn_interval_coverage (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0.5)
     watcher.close()
     producer.close()
   })
